@@ -1,0 +1,118 @@
+"""Load a local Hugging Face checkpoint safely and fingerprint it.
+
+The fingerprint keys every stored baseline: a baseline recorded for other weights or another config must
+never be trusted silently, so it hashes the exact bytes of every parameter and buffer plus the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+# Nothing is ever fetched from a hub: set before transformers is imported anywhere through us.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+
+import torch  # noqa: E402
+
+from evalsuite.errors import ModelLoadError  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# Config keys that describe how a file was written, not what the model computes.
+_VOLATILE_CONFIG_KEYS = frozenset({"_name_or_path", "transformers_version", "torch_dtype", "dtype"})
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer, where it came from and the fingerprint that keys its baselines."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    path: Path
+    fingerprint: str = field(default="")
+
+    @property
+    def short_fingerprint(self) -> str:
+        return self.fingerprint[:16]
+
+
+def default_model_path() -> Path:
+    """The embedded default model that ships inside the package."""
+    return Path(str(resources.files("evalsuite") / "default_model"))
+
+
+def configure_torch(threads: int = 1) -> None:
+    """One thread: on 2 loaded cores torch's default made tiny matmuls up to ~700x slower (BRIEF.md)."""
+    torch.set_num_threads(threads)
+
+
+def _check_checkpoint_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise ModelLoadError(f"model path {path} is not a directory; pass a local checkpoint folder")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} has no config.json; it is not a Hugging Face checkpoint folder")
+    if not any(path.glob("*.safetensors")):
+        others = sorted(p.name for p in path.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".ckpt"})
+        hint = f" (found {', '.join(others)}; convert them to safetensors)" if others else ""
+        raise ModelLoadError(f"{path} holds no *.safetensors weights{hint}; evalsuite loads safetensors only")
+
+
+def load_model(
+    path: str | Path | None = None,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer from a local folder (None = the embedded default model)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(path) if path is not None else default_model_path()
+    _check_checkpoint_dir(folder)
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"dtype {dtype!r} is not supported; choose one of {sorted(DTYPES)}")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            folder,
+            dtype=DTYPES[dtype],
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            local_files_only=True,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder, trust_remote_code=trust_remote_code, local_files_only=True
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"could not load the checkpoint in {folder}: {exc}") from exc
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Batched generation pads on the left so every prompt ends where generation starts.
+    tokenizer.padding_side = "left"
+    return LoadedModel(model=model, tokenizer=tokenizer, path=folder, fingerprint=fingerprint(model))
+
+
+def _config_digest_source(model: torch.nn.Module) -> bytes:
+    config = model.config.to_dict()
+    stable = {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS}
+    return json.dumps(stable, sort_keys=True, default=str).encode()
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over the config and the name, dtype, shape and bytes of every parameter and buffer."""
+    digest = hashlib.sha256(_config_digest_source(model))
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(dict(model.named_buffers(remove_duplicate=False)))
+    for name in sorted(tensors):
+        tensor = tensors[name].detach()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        raw = tensor.to("cpu").contiguous().reshape(-1).view(torch.uint8)
+        digest.update(raw.numpy().data)
+    return digest.hexdigest()
