@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-_ALPHABET = list("abcdefghijklmnopqrstuvwxyzáéíóúñçàèüöäßабвгдежзийклмнопрстуфхцчшщыьэюя我你他是的中文日本語0123456789")
+_ALPHABET = list(
+    "abcdefghijklmnopqrstuvwxyzáéíóúñçàèüöäßабвгдежзийклмнопрстуфхцчшщыьэюя我你他是的中文日本語0123456789"
+)
 _SPECIAL = ["<pad>", "<eos>", "<unk>"]
 
 
