@@ -1,0 +1,341 @@
+"""Perplexity and multiple-choice scoring through lm-eval, fully offline, with per-item results.
+
+Why lm-eval and not our own loop: its rolling-window log-likelihood, context/continuation token
+splitting and acc/acc_norm definitions are the conventions the seeds' numbers (WikiText-2 perplexity,
+MC accuracy) are reported in. Reusing them keeps our numbers comparable with published ones.
+
+Why per item: the gate compares a compressed model with its baseline by an exact McNemar test on the
+per-item correct vectors (MC) and by per-document log-likelihood (perplexity), so aggregates alone are
+not enough. lm-eval's ``log_samples`` gives us exactly these per-document values.
+
+How: each call writes a task YAML (from the templates below) plus a JSONL file into a fresh temporary
+folder, builds a ``TaskManager`` over that folder only (the ~200 built-in task folders are never
+indexed), wraps the in-memory model in ``HFLM`` and runs ``lm_eval.evaluator.evaluate``. Nothing is
+downloaded: the hub/datasets offline switches are set before lm-eval (and ``datasets``) is imported,
+and the datasets cache lives in the temporary folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evalsuite.errors import EvalsuiteError
+
+__all__ = [
+    "DocLoglik",
+    "LmEvalInputError",
+    "McItem",
+    "bits_per_byte",
+    "byte_perplexity",
+    "mc_accuracy",
+    "mc_per_item",
+    "perplexity_per_doc",
+    "token_perplexity",
+    "word_perplexity",
+]
+
+# Set before lm-eval / datasets are imported anywhere through this module: both read them at import.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[_var] = "1"
+
+_PPL_TASK = "evalsuite_perplexity"
+_MC_TASK = "evalsuite_multiple_choice"
+
+# Task templates. Fields are referenced by *name* (not Jinja "{{text}}"): lm-eval then returns the raw
+# value, so texts containing braces, trailing whitespace or newlines reach the model unchanged.
+_PPL_TEMPLATE: dict[str, Any] = {
+    "task": _PPL_TASK,
+    "dataset_path": "json",
+    "test_split": "test",
+    "output_type": "loglikelihood_rolling",
+    "doc_to_text": "",
+    "doc_to_target": "text",
+    "num_fewshot": 0,
+    "metric_list": [
+        {"metric": "word_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
+        {"metric": "byte_perplexity", "aggregation": "weighted_perplexity", "higher_is_better": False},
+    ],
+}
+
+_MC_TEMPLATE: dict[str, Any] = {
+    "task": _MC_TASK,
+    "dataset_path": "json",
+    "test_split": "test",
+    "output_type": "multiple_choice",
+    "doc_to_text": "context",
+    "doc_to_choice": "choices",
+    "doc_to_target": "gold",
+    "num_fewshot": 0,
+    "metric_list": [
+        {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+        {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+    ],
+}
+
+
+class LmEvalInputError(EvalsuiteError, ValueError):
+    """Texts or MC items handed to the lm-eval checks are malformed (names the item and field)."""
+
+
+@dataclass(frozen=True)
+class DocLoglik:
+    """Rolling log-likelihood of one document, with the counts every perplexity flavour needs.
+
+    ``loglikelihood`` is the natural-log sum over every token of the document (lm-eval's
+    ``loglikelihood_rolling``: the first token is conditioned on the prefix token, long documents are
+    scored in disjoint windows of ``max_length``). ``words`` and ``bytes`` follow lm-eval's counting
+    (``len(re.split(r"\\s+", text))`` and UTF-8 length); ``tokens`` is the number of scored tokens.
+    """
+
+    index: int
+    loglikelihood: float
+    tokens: int
+    words: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class McItem:
+    """Per-item multiple-choice outcome, the unit of the gate's McNemar test.
+
+    ``pred`` is the choice with the highest summed log-likelihood (lm-eval ``acc``); ``pred_norm`` the
+    highest log-likelihood per character of the choice (lm-eval ``acc_norm``).
+    """
+
+    index: int
+    item_id: str
+    gold: int
+    pred: int
+    pred_norm: int
+    acc: bool
+    acc_norm: bool
+    loglikelihoods: tuple[float, ...]
+
+
+# ---------------------------------------------------------------------------------------- aggregates
+
+
+def _check_docs(docs: Sequence[DocLoglik]) -> None:
+    if not docs:
+        raise LmEvalInputError("perplexity of an empty document list is undefined; pass >= 1 document")
+
+
+def word_perplexity(docs: Sequence[DocLoglik]) -> float:
+    """exp(-sum loglik / sum words): lm-eval's corpus-level ``word_perplexity`` (weighted, not a mean)."""
+    _check_docs(docs)
+    return math.exp(-sum(d.loglikelihood for d in docs) / sum(d.words for d in docs))
+
+
+def token_perplexity(docs: Sequence[DocLoglik]) -> float:
+    """exp(-sum loglik / sum tokens): tokenizer-dependent, so compare only models sharing a tokenizer."""
+    _check_docs(docs)
+    return math.exp(-sum(d.loglikelihood for d in docs) / sum(d.tokens for d in docs))
+
+
+def byte_perplexity(docs: Sequence[DocLoglik]) -> float:
+    """exp(-sum loglik / sum UTF-8 bytes): lm-eval's ``byte_perplexity``, tokenizer-independent."""
+    _check_docs(docs)
+    return math.exp(-sum(d.loglikelihood for d in docs) / sum(d.bytes for d in docs))
+
+
+def bits_per_byte(docs: Sequence[DocLoglik]) -> float:
+    """-sum loglik / (sum bytes * ln 2): lm-eval's ``bits_per_byte``."""
+    _check_docs(docs)
+    return -sum(d.loglikelihood for d in docs) / (sum(d.bytes for d in docs) * math.log(2))
+
+
+def mc_accuracy(items: Sequence[McItem], *, norm: bool = False) -> float:
+    """Fraction correct (``acc``, or ``acc_norm`` with ``norm=True``)."""
+    if not items:
+        raise LmEvalInputError("accuracy of an empty item list is undefined; pass >= 1 item")
+    return sum(it.acc_norm if norm else it.acc for it in items) / len(items)
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+@contextmanager
+def _task_folder(template: dict[str, Any], records: list[dict[str, Any]]) -> Iterator[Path]:
+    """A temp folder holding `data.jsonl` + one task YAML; removed afterwards (datasets cache included)."""
+    with tempfile.TemporaryDirectory(prefix="evalsuite-lmeval-") as tmp:
+        folder = Path(tmp)
+        data = folder / "data.jsonl"
+        with data.open("w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        config = dict(template)
+        config["dataset_kwargs"] = {
+            "data_files": {"test": str(data)},
+            # Keep the Arrow cache out of ~/.cache: every run has new data and would pile up there.
+            "cache_dir": str(folder / "hf_datasets_cache"),
+        }
+        tasks = folder / "tasks"
+        tasks.mkdir()
+        (tasks / f"{config['task']}.yaml").write_text(
+            yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        yield tasks
+
+
+def _run_task(
+    model: Any,
+    tokenizer: Any,
+    template: dict[str, Any],
+    records: list[dict[str, Any]],
+    *,
+    batch_size: int,
+    max_length: int | None,
+    add_bos_token: bool | None,
+) -> tuple[list[dict[str, Any]], Any]:
+    """Run one local task and return lm-eval's per-sample log (sorted by doc_id) and the HFLM used."""
+    from lm_eval.evaluator import evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    if batch_size < 1:
+        raise LmEvalInputError(f"batch_size must be >= 1, got {batch_size}")
+    was_training = bool(getattr(model, "training", False))
+    # HFLM may set a pad token on the tokenizer it is given; never mutate the caller's tokenizer.
+    tok = copy.deepcopy(tokenizer)
+    try:
+        lm = HFLM(
+            pretrained=model,
+            tokenizer=tok,
+            batch_size=batch_size,
+            max_length=max_length,
+            add_bos_token=add_bos_token,
+        )
+        with _task_folder(template, records) as folder:
+            manager = TaskManager(include_path=str(folder), include_defaults=False)
+            loaded = manager.load([template["task"]])
+            for task in loaded["tasks"].values():
+                task.set_fewshot_seed(seed=None)
+            out = evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=True, verbosity="ERROR")
+    finally:
+        model.train(was_training)
+    samples = sorted(out["samples"][template["task"]], key=lambda s: s["doc_id"])
+    if [s["doc"]["id"] for s in samples] != [r["id"] for r in records]:
+        raise RuntimeError("lm-eval's per-sample log does not line up with the documents it was given")
+    return samples, lm
+
+
+def perplexity_per_doc(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+    add_bos_token: bool | None = None,
+) -> list[DocLoglik]:
+    """Per-document rolling log-likelihood via lm-eval's ``loglikelihood_rolling``, in input order.
+
+    ``max_length`` is the scoring window (default: lm-eval's choice from the model config). Results do
+    not depend on ``batch_size`` beyond float round-off.
+    """
+    records = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise LmEvalInputError(f"texts[{i}] must be a non-empty string, got {text!r:.80}")
+        records.append({"id": str(i), "text": text})
+    if not records:
+        return []
+    samples, lm = _run_task(
+        model,
+        tokenizer,
+        _PPL_TEMPLATE,
+        records,
+        batch_size=batch_size,
+        max_length=max_length,
+        add_bos_token=add_bos_token,
+    )
+    docs = []
+    for i, (sample, text) in enumerate(zip(samples, texts, strict=True)):
+        ll, words = sample["word_perplexity"]
+        _, nbytes = sample["byte_perplexity"]
+        docs.append(
+            DocLoglik(
+                index=i,
+                loglikelihood=float(ll),
+                tokens=len(lm.tok_encode(text)),  # exactly the tokens the rolling windows scored
+                words=int(words),
+                bytes=int(nbytes),
+            )
+        )
+    return docs
+
+
+def mc_per_item(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[dict[str, Any]],
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+    add_bos_token: bool | None = None,
+    target_delimiter: str = " ",
+) -> list[McItem]:
+    """Per-item MC verdicts via lm-eval's ``multiple_choice`` (acc and acc_norm), in input order.
+
+    Each item is ``{"context": str, "choices": list[str], "gold": int}`` (an ``id`` is kept if given).
+    Each choice is scored as ``target_delimiter + choice`` after the context, lm-eval's convention.
+    """
+    records = []
+    for i, item in enumerate(items):
+        name = f"items[{i}]" + (f" (id {item['id']!r})" if isinstance(item, dict) and "id" in item else "")
+        if not isinstance(item, dict):
+            raise LmEvalInputError(f"{name} must be a dict with context, choices, gold")
+        context, choices, gold = item.get("context"), item.get("choices"), item.get("gold")
+        if not isinstance(context, str):
+            raise LmEvalInputError(f"{name}: 'context' must be a string, got {context!r:.80}")
+        if (
+            not isinstance(choices, list | tuple)
+            or len(choices) < 2
+            or not all(isinstance(c, str) and c for c in choices)
+        ):
+            raise LmEvalInputError(f"{name}: 'choices' must be >= 2 non-empty strings, got {choices!r:.120}")
+        if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
+            raise LmEvalInputError(f"{name}: 'gold' must be an int in [0, {len(choices)}), got {gold!r}")
+        records.append({"id": str(item.get("id", i)), "context": context, "choices": list(choices), "gold": gold})
+    if not records:
+        return []
+    template = dict(_MC_TEMPLATE, target_delimiter=target_delimiter)
+    samples, _ = _run_task(
+        model,
+        tokenizer,
+        template,
+        records,
+        batch_size=batch_size,
+        max_length=max_length,
+        add_bos_token=add_bos_token,
+    )
+    out = []
+    for i, (sample, rec) in enumerate(zip(samples, records, strict=True)):
+        lls = tuple(float(resp[0]) for resp in sample["filtered_resps"])
+        lengths = [float(len(c)) for c in rec["choices"]]
+        pred = max(range(len(lls)), key=lambda j: (lls[j], -j))
+        pred_norm = max(range(len(lls)), key=lambda j: (lls[j] / lengths[j], -j))
+        out.append(
+            McItem(
+                index=i,
+                item_id=rec["id"],
+                gold=rec["gold"],
+                pred=pred,
+                pred_norm=pred_norm,
+                acc=bool(sample["acc"]),
+                acc_norm=bool(sample["acc_norm"]),
+                loglikelihoods=lls,
+            )
+        )
+    return out
