@@ -1,0 +1,493 @@
+"""`compress(model, tokenizer, recipe)`: score or group experts, apply the result, record exactly what.
+
+Application modes (recipe option `apply`):
+- mask (default): in place and reversible. Pruned experts are masked in the router (`MoEModel.mask`,
+  which handles bias-selected routers). Merges write the merged weights into each group's survivor and
+  mask the other members; this computes the same function as physical merging. Cost: the mask state plus
+  a copy of the survivors' old rows - never a copy of the model.
+- soft: the pruned experts' router rows are scaled by `factor` (down-weighted, not removed); reversible.
+- zero: the pruned experts output zero but still take router slots (seed 001's "zeroed out" experts).
+- remove: physical removal / merging on a *deep copy* of the model; the model you passed is never
+  touched, `result.model` is the smaller copy and `restore()` just releases it.
+
+Every result carries `record`: the recipe's short form and hash, the calibration set (name, tokens,
+fingerprint) and, per layer, the experts removed (and for merges the groups and coefficients), so a
+regression can be traced to the experts behind it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evalsuite.compression import criteria, selection
+from evalsuite.compression.calibration import CalibrationSet, calibration_batches
+from evalsuite.compression.grouping import group_experts
+from evalsuite.compression.merging import InPlaceMerge, plan_merge
+from evalsuite.compression.recipe import Recipe, parse_recipe
+from evalsuite.compression.similarity import similarity_matrix
+from evalsuite.errors import InvalidRecipeError
+
+OUTPUT_SAMPLES = 256  # tokens on which every expert's output is kept, for CKA / cosine grouping
+
+
+# ----------------------------------------------------------------------------------------------------
+# statistics cache
+# ----------------------------------------------------------------------------------------------------
+def _state_key(model: torch.nn.Module) -> tuple[Any, ...]:
+    """Identity of a model's current function: which evalsuite variants are active on it, the storage of
+    every tensor and a checksum of its values (an in-place edit elsewhere changes the sum; restoring a
+    variant brings back the exact bytes, so the key returns to its old value and the cache hits)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    with torch.no_grad():
+        checksum = tuple(float(t.sum(dtype=torch.float64)) if t.is_floating_point() else 0.0 for t in tensors)
+    return (id(model), tuple(_ACTIVE.get(id(model), [])), tuple(t.data_ptr() for t in tensors), checksum)
+
+
+# model id -> hashes of the in-place variants currently applied to it (outermost first)
+_ACTIVE: dict[int, list[str]] = {}
+
+
+def _activate(model: torch.nn.Module, recipe_hash: str) -> None:
+    _ACTIVE.setdefault(id(model), []).append(recipe_hash)
+
+
+def _deactivate(model: torch.nn.Module, recipe_hash: str) -> None:
+    active = _ACTIVE.get(id(model), [])
+    if recipe_hash in active:
+        active.reverse()
+        active.remove(recipe_hash)
+        active.reverse()
+    if not active:
+        _ACTIVE.pop(id(model), None)
+
+
+class StatsCache:
+    """LRU cache of routing statistics keyed by (model state, calibration token fingerprint).
+
+    Several recipes on the same model and calibration set therefore share one statistics pass. The
+    model state key changes when weights change in place or a variant is applied through `compress`,
+    so statistics of a compressed model are never served for the original (or vice versa)."""
+
+    def __init__(self, max_entries: int = 4) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[Any, ...], tuple[weakref.ref, Any]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_collect(self, model: torch.nn.Module, calibration: CalibrationSet) -> Any:
+        key = (_state_key(model), calibration.fingerprint, OUTPUT_SAMPLES)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is model:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        stats = collect_stats(model, calibration)
+        self._entries[key] = (weakref.ref(model), stats)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return stats
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+default_stats_cache = StatsCache()
+
+
+def collect_stats(model: torch.nn.Module, calibration: CalibrationSet, *, output_samples: int = OUTPUT_SAMPLES) -> Any:
+    """One statistics pass (everything every criterion and data-centric similarity needs)."""
+    from evalsuite.model.routing import collect_routing_stats
+
+    with torch.no_grad():
+        return collect_routing_stats(model, calibration.batches(), output_samples=output_samples)
+
+
+# ----------------------------------------------------------------------------------------------------
+# result
+# ----------------------------------------------------------------------------------------------------
+class CompressionResult:
+    """A compressed variant. Use `.model`; undo with `.restore()` or a `with` block.
+
+    For mask/soft/zero variants `.model` is the model you passed, modified in place; restore() puts it
+    back exactly. For `apply=remove` `.model` is a compressed deep copy and restore() only drops it."""
+
+    def __init__(
+        self,
+        *,
+        model: torch.nn.Module,
+        original: torch.nn.Module,
+        recipe: Recipe,
+        record: dict[str, Any],
+        tokenizer: Any = None,
+        handles: list[Any] | None = None,
+        stats: Any = None,
+        in_place: bool,
+    ) -> None:
+        self.model = model
+        self.original = original
+        self.recipe = recipe
+        self.record = record
+        self.tokenizer = tokenizer
+        self.stats = stats
+        self.in_place = in_place
+        self._handles = handles or []
+        self.restored = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Undo the variant (in-place modes) or release the copy (remove). Safe to call twice."""
+        if self.restored:
+            return
+        for handle in reversed(self._handles):
+            handle.restore()
+        self._handles.clear()
+        if not self.in_place:
+            self.model = self.original
+        else:
+            _deactivate(self.original, self.recipe.hash)
+        self.restored = True
+
+    def __enter__(self) -> CompressionResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    @property
+    def overhead_bytes(self) -> int:
+        """Bytes evalsuite holds to undo this variant (merge survivors' old rows; mask state if known)."""
+        total = 0
+        for handle in self._handles:
+            total += int(getattr(handle, "nbytes", 0) or 0)
+        return total
+
+    @property
+    def removed(self) -> dict[int, list[int]]:
+        """Layer -> experts no longer reachable (pruned, or merged into a survivor)."""
+        return {int(row["layer"]): list(row["removed"]) for row in self.record["layers"]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.record, sort_keys=True)
+
+    # -- export ------------------------------------------------------------------------------------
+    def save(self, path: str | Path, *, tokenizer: Any = None) -> Path:
+        """Export as a standard checkpoint (loadable by `from_pretrained` without evalsuite).
+
+        Masked and merged variants are materialised physically on a copy (the live variant is left as
+        it is). Soft/zero variants keep all experts and are saved with their modified weights. Global
+        (non-uniform) masks cannot be exported: a config holds one expert count."""
+        from evalsuite.model.moe import MoEModel
+
+        if self.restored:
+            raise InvalidRecipeError(f"variant {self.recipe.short} was restored; compress again before saving")
+        folder = Path(path)
+        mode = self.recipe.option("apply")
+        if not self.in_place:
+            exported = self.model
+        elif mode in ("soft", "zero"):
+            with self._suspended():
+                exported = copy.deepcopy(self.original)
+                _apply_physical_soft(MoEModel(exported), self.recipe, self.record)
+        else:
+            removed = [len(row["removed"]) for row in self.record["layers"]]
+            if len(set(removed)) > 1:
+                raise InvalidRecipeError(
+                    f"{self.recipe.short} removes {removed} experts per layer; a checkpoint config holds one "
+                    "expert count, so this global (non-uniform) variant can be evaluated masked but not exported"
+                )
+            with self._suspended():
+                exported = copy.deepcopy(self.original)
+            _apply_physical(MoEModel(exported), self.recipe, self.record)
+        MoEModel(exported).save(folder)
+        tok = tokenizer if tokenizer is not None else self.tokenizer
+        if tok is not None:
+            tok.save_pretrained(folder)
+        (folder / "evalsuite_compression.json").write_text(json.dumps(self.record, indent=1, sort_keys=True))
+        return folder
+
+    @contextmanager
+    def _suspended(self) -> Iterator[None]:
+        """Temporarily undo an in-place variant (to copy the original weights), then re-apply it."""
+        handles_before = list(self._handles)
+        for handle in reversed(handles_before):
+            handle.restore()
+        try:
+            yield
+        finally:
+            fresh = compress(self.original, self.tokenizer, self.recipe, stats=self.stats, _record=self.record)
+            self._handles = fresh._handles
+            fresh._handles = []
+            fresh.restored = True
+            _deactivate(self.original, self.recipe.hash)  # the re-applied variant is this one, not a new one
+
+
+def _apply_physical(moe: Any, recipe: Recipe, record: Mapping[str, Any]) -> None:
+    """Replay a record as physical removal / merging on `moe` (a copy)."""
+    if recipe.kind == "prune":
+        keep = {int(r["layer"]): [e for e in range(r["experts"]) if e not in r["removed"]] for r in record["layers"]}
+        moe.remove(keep)
+    else:
+        groups = {int(r["layer"]): r["groups"] for r in record["layers"]}
+        weights = {int(r["layer"]): r["weights"] for r in record["layers"]}
+        moe.merge(groups, weights, merge_router=recipe.option("router") == "merge")
+
+
+def _apply_physical_soft(moe: Any, recipe: Recipe, record: Mapping[str, Any]) -> None:
+    """Soft/zero variants applied on a copy (their handles are simply never restored)."""
+    for row in record["layers"]:
+        if row["removed"]:
+            if recipe.option("apply") == "soft":
+                moe.scale_router_rows(int(row["layer"]), row["removed"], recipe.option("factor"))
+            else:
+                moe.zero_experts(int(row["layer"]), row["removed"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# compress
+# ----------------------------------------------------------------------------------------------------
+def _needs_stats(recipe: Recipe) -> bool:
+    if recipe.kind == "prune":
+        return recipe.method != "random"
+    return recipe.similarity in ("cka", "cosine") or recipe.weighting != "uniform" or recipe.option("router") == "keep"
+
+
+def _layout(moe: Any) -> tuple[list[int], list[int], list[int]]:
+    layers = [int(b.layer) for b in moe.blocks]
+    experts = [int(b.num_experts) for b in moe.blocks]
+    top_k = [int(b.top_k) for b in moe.blocks]
+    return layers, experts, top_k
+
+
+def _check_amounts(recipe: Recipe, experts: list[int], top_k: list[int], layers: list[int]) -> list[int]:
+    """Experts to remove per layer; raises when fewer than top-k would be left or nothing would change."""
+    removals = []
+    for layer, e, k in zip(layers, experts, top_k, strict=True):
+        if recipe.target is not None and recipe.target >= e:
+            raise InvalidRecipeError(
+                f"{recipe.short}: target {recipe.target} experts is not below layer {layer}'s {e} experts; "
+                f"use a count in {k}..{e - 1} or a ratio"
+            )
+        n = recipe.experts_to_remove(e)
+        if e - n < k:
+            raise InvalidRecipeError(
+                f"{recipe.short}: layer {layer} would keep {e - n} of {e} experts, fewer than top_k={k}; "
+                f"keep at least {k} (ratio <= {(e - k) / e:.3f})"
+            )
+        removals.append(n)
+    return removals
+
+
+def _prune(
+    model: torch.nn.Module, moe: Any, recipe: Recipe, stats: Any, calibration: CalibrationSet | None
+) -> tuple[dict[int, list[int]], torch.Tensor | None, list[dict[str, list[int]]]]:
+    """Rows (stats order) -> experts to drop, the last scores used, and per-round drops if iterative."""
+    layers, experts, top_k = _layout(moe)
+    removals = _check_amounts(recipe, experts, top_k, layers)
+    seed = recipe.option("seed")
+    scope = recipe.option("scope")
+    rounds = recipe.option("rounds") if recipe.option("schedule") == "iterative" else 1
+    total = sum(removals) if recipe.ratio is None else int(recipe.ratio * sum(experts) + 0.5)
+    per_round_layer = [selection.round_schedule(n, rounds) for n in removals]
+    per_round_total = selection.round_schedule(total, rounds)
+    rounds = max(len(per_round_total), max(map(len, per_round_layer)))
+    drop: dict[int, list[int]] = {row: [] for row in range(len(layers))}
+    history: list[dict[str, list[int]]] = []
+    scores = None
+    for r in range(rounds):
+        if r > 0:  # re-estimate on the model with the experts dropped so far masked
+            if calibration is None or stats is None:
+                pass  # random scores need no re-estimation
+            else:
+                handle = moe.mask({layers[row]: d for row, d in drop.items() if d})
+                try:
+                    stats = collect_stats(model, calibration)
+                finally:
+                    handle.restore()
+        scores = (
+            criteria.score(recipe.method, stats, seed=seed)
+            if stats is not None
+            else criteria.random_scores(_Shape(len(layers), max(experts)), seed=seed)
+        )
+        if scope == "global":
+            n = per_round_total[r] if r < len(per_round_total) else 0
+            new = selection.select_global(scores, n, min_keep=top_k, already=drop)
+        else:
+            counts = [p[r] if r < len(p) else 0 for p in per_round_layer]
+            new = selection.select_layerwise(scores, counts, min_keep=top_k, already=drop)
+        history.append({str(layers[row]): sorted(set(new[row]) - set(drop[row])) for row in new})
+        drop = new
+    return drop, scores, history if rounds > 1 else []
+
+
+class _Shape:
+    """Stand-in statistics for the random criterion (it only needs the [L, E] shape)."""
+
+    def __init__(self, layers: int, experts: int) -> None:
+        self.counts = torch.zeros(layers, experts, dtype=torch.float64)
+
+
+def _merge_plan(
+    moe: Any, recipe: Recipe, stats: Any
+) -> tuple[dict[int, list[list[int]]], dict[int, list[list[float]]]]:
+    """Rows (stats order) -> survivor-first groups and their coefficients."""
+    layers, experts, top_k = _layout(moe)
+    removals = _check_amounts(recipe, experts, top_k, layers)
+    groups: dict[int, list[list[int]]] = {}
+    weights: dict[int, list[list[float]]] = {}
+    for row, block in enumerate(moe.blocks):
+        outputs = None
+        if recipe.similarity in ("cka", "cosine"):
+            outputs = stats.expert_outputs[row]
+        sim = similarity_matrix(
+            str(recipe.similarity), outputs=outputs, experts=block.experts, num_experts=experts[row]
+        )
+        found = group_experts(
+            sim, experts[row] - removals[row], algorithm=recipe.option("grouping"), seed=recipe.option("seed")
+        )
+        counts = stats.counts[row] if stats is not None else torch.zeros(experts[row])
+        groups[row], weights[row] = plan_merge(found, counts, str(recipe.weighting))
+    return groups, weights
+
+
+def compress(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    recipe: Recipe | str,
+    *,
+    stats: Any = None,
+    calibration: CalibrationSet | None = None,
+    cache: StatsCache | None = None,
+    _record: Mapping[str, Any] | None = None,
+) -> CompressionResult:
+    """Apply `recipe` to `model` and return the variant with its record.
+
+    `stats` (a RoutingStats) skips the statistics pass; otherwise the calibration set named by the recipe
+    is tokenised (or `calibration` is used) and statistics come from `cache` (default: a module-level
+    LRU cache shared by all recipes). Raises InvalidRecipeError for recipes this model cannot take."""
+    from evalsuite.model.moe import MoEModel
+
+    recipe = parse_recipe(recipe) if not isinstance(recipe, Recipe) else recipe
+    moe = MoEModel(model)
+    layers, experts, top_k = _layout(moe)
+    mode = recipe.option("apply")
+    calib_info: dict[str, Any] | None = None
+
+    if _record is not None:  # replay (re-applying a suspended variant): no statistics, same experts
+        record = dict(_record)
+        drops = {int(r["layer"]): list(r["removed"]) for r in record["layers"]}
+        plan_groups = {int(r["layer"]): r.get("groups") for r in record["layers"]}
+        plan_weights = {int(r["layer"]): r.get("weights") for r in record["layers"]}
+    else:
+        if _needs_stats(recipe) and stats is None:
+            if calibration is None:
+                if tokenizer is None:
+                    raise InvalidRecipeError(f"{recipe.short} needs calibration data, so pass a tokenizer")
+                calibration = calibration_batches(recipe.calibration, tokenizer, token_budget=recipe.option("tokens"))
+            stats = (cache or default_stats_cache).get_or_collect(model, calibration)
+        if calibration is not None:
+            calib_info = calibration.describe()
+        rows: list[dict[str, Any]] = []
+        if recipe.kind == "prune":
+            drop_rows, scores, history = _prune(model, moe, recipe, stats, calibration)
+            for row, layer in enumerate(layers):
+                rows.append(
+                    {
+                        "layer": layer,
+                        "experts": experts[row],
+                        "removed": sorted(drop_rows[row]),
+                        "kept": [e for e in range(experts[row]) if e not in drop_rows[row]],
+                        "scores": [round(float(x), 6) for x in scores[row][: experts[row]]]
+                        if scores is not None
+                        else None,
+                    }
+                )
+        else:
+            history = []
+            g_rows, w_rows = _merge_plan(moe, recipe, stats)
+            for row, layer in enumerate(layers):
+                survivors = [g[0] for g in g_rows[row]]
+                rows.append(
+                    {
+                        "layer": layer,
+                        "experts": experts[row],
+                        "removed": sorted(e for g in g_rows[row] for e in g[1:]),
+                        "kept": sorted(survivors),
+                        "groups": g_rows[row],
+                        "weights": [[round(a, 6) for a in w] for w in w_rows[row]],
+                    }
+                )
+        record = {
+            "recipe": recipe.short,
+            "hash": recipe.hash,
+            "method": recipe.method,
+            "kind": recipe.kind,
+            "amount": recipe.amount,
+            "options": recipe.to_dict()["options"],
+            "calibration": calib_info,
+            "tokens": int(getattr(stats, "tokens", 0) or 0) if stats is not None else 0,
+            "layers": rows,
+        }
+        if history:
+            record["rounds"] = history
+        drops = {r["layer"]: r["removed"] for r in rows}
+        plan_groups = {r["layer"]: r.get("groups") for r in rows}
+        plan_weights = {r["layer"]: r.get("weights") for r in rows}
+
+    handles: list[Any] = []
+    active = {layer: d for layer, d in drops.items() if d}
+    try:
+        if mode == "remove":
+            target = copy.deepcopy(model)
+            _apply_physical(MoEModel(target), recipe, record)
+            result_model, in_place = target, False
+        else:
+            result_model, in_place = model, True
+            if recipe.kind == "merge":
+                merger = InPlaceMerge()
+                handles.append(merger)
+                for block in moe.blocks:
+                    layer = int(block.layer)
+                    weights = [[float(a) for a in w] for w in plan_weights[layer]]
+                    merger.apply_block(
+                        block.experts,
+                        block.router,
+                        int(block.num_experts),
+                        plan_groups[layer],
+                        weights,
+                        merge_router=recipe.option("router") == "merge",
+                    )
+            if active:
+                if mode in ("mask",):
+                    handles.append(moe.mask(active))
+                elif mode == "soft":
+                    for layer, d in active.items():
+                        handles.append(moe.scale_router_rows(layer, d, recipe.option("factor")))
+                elif mode == "zero":
+                    for layer, d in active.items():
+                        handles.append(moe.zero_experts(layer, d))
+    except BaseException:
+        for handle in reversed(handles):
+            handle.restore()
+        raise
+    if in_place:
+        _activate(model, recipe.hash)
+    return CompressionResult(
+        model=result_model,
+        original=model,
+        recipe=recipe,
+        record=record,
+        tokenizer=tokenizer,
+        handles=handles,
+        stats=stats,
+        in_place=in_place,
+    )
