@@ -1,0 +1,192 @@
+"""Content drift: key terms of the baseline answer that the new answer lost, and new denials/refusals.
+
+API:
+    key_terms(text, *, top_n=12) -> list[str]               most frequent content words (stopwords out)
+    term_retention(text, baseline, *, top_n=12) -> tuple[float, list[str]]   (share kept, lost terms)
+    find_denial(text, patterns=DENIAL_PATTERNS) -> str | None   the matched denial/refusal phrase
+    check_term_retention(text, baseline, *, min_retention=0.5, top_n=12) -> CheckResult
+        value = share of the baseline's key terms still present, op ">=".
+    check_denial(text, baseline, *, patterns=DENIAL_PATTERNS) -> CheckResult
+        value = 1.0 if the new answer denies/refuses while the baseline did not, else 0.0; op "<=" 0.
+    check_content_drift(text, baseline, *, min_retention=0.5, top_n=12) -> CheckResult
+        both of the above; fails if either fails (value = retention).
+
+Why both: the pruned model's "there no such term as 'monad'" keeps the key words (monad, functional,
+programming) yet flips the answer into a denial; a shortened answer drops the terms without denying.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from evalsuite.metrics._text import strip_code, tokenize
+from evalsuite.metrics.result import CheckResult, shorten
+
+_STOPWORDS_TEXT = """
+    about above after again against also although always another because been before being below
+    between both could does doing down during each either every from further have having here hers
+    herself himself however into itself just like many might more most much must myself never only
+    other ours ourselves over same should some such than that their theirs them themselves then there
+    these they this those through under until upon very what when where which while will with within
+    without would your yours yourself yourselves make makes made using used use uses example examples
+    first second well want wants need needs thing things shall cannot can't don't isn't it's that's
+    let's here's there's
+    great question explain clearly sure certainly happy help helps following
+    para como pero porque cuando donde esta este esto estos estas eso esos esas ese también tiene
+    tienen puede pueden sobre entre hasta desde muy más menos todo todos toda todas otro otra otros
+    otras cada cual cuales ser son está están fue fueron hay han sido siendo hacer hace nuestro
+    nuestra ejemplo sin embargo mismo misma entonces
+    avec pour dans sans sous plus moins tout tous toute toutes autre autres comme mais donc alors
+    elle elles nous vous leur leurs être sont était fait faire peut peuvent cette ces aussi très
+    exemple
+    aber auch oder und eine einer eines einem einen dass dies diese dieser dieses mit für von über
+    unter nicht noch schon sehr mehr kann können wird werden wurde sind sein ihre ihren beispiel
+"""
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
+def _stem(term: str) -> str:
+    # Crude multilingual stem: tolerates plural/inflection endings ("monads" ~ "monad").
+    return term[: max(4, len(term) - 2)]
+
+
+def key_terms(text: str, *, top_n: int = 12) -> list[str]:
+    """The baseline's content words: frequent non-stopwords of 4+ letters, CJK character bigrams."""
+    toks = tokenize(strip_code(text))
+    counts: Counter[str] = Counter()
+    order: dict[str, int] = {}
+    for i, tok in enumerate(toks):
+        if _CJK.fullmatch(tok):
+            if i + 1 < len(toks) and _CJK.fullmatch(toks[i + 1]):
+                term = tok + toks[i + 1]
+            else:
+                continue
+        elif len(tok) < 4 or not tok.isalpha() or tok in _STOPWORDS:
+            continue
+        else:
+            term = tok
+        counts[term] += 1
+        order.setdefault(term, i)
+    ranked = sorted(counts, key=lambda t: (-counts[t], order[t]))
+    return ranked[:top_n]
+
+
+def term_retention(text: str, baseline: str, *, top_n: int = 12) -> tuple[float, list[str]]:
+    """Share of the baseline's key terms found in ``text`` (stem match), and the lost ones."""
+    terms = key_terms(baseline, top_n=top_n)
+    if not terms:
+        return 1.0, []
+    lowered = text.lower()
+    stems = {_stem(t) for t in tokenize(text)}
+    lost = []
+    for term in terms:
+        present = term in lowered if _CJK.match(term) else _stem(term) in stems or term in lowered
+        if not present:
+            lost.append(term)
+    return 1.0 - len(lost) / len(terms), lost
+
+
+_APOS = "['’]"
+DENIAL_PATTERNS: tuple[str, ...] = (
+    # English: denial of existence
+    r"\bthere(?:\s+is|\s+are|" + _APOS + r"s)?\s+no\s+such\b",
+    r"\bno\s+such\s+(?:thing|term|concept|word|function|method|module|library|person|place)\b",
+    r"\b(?:does|do)\s*(?:not|n" + _APOS + r"t)\s+exist\b",
+    r"\bis\s*(?:not|n" + _APOS + r"t)\s+a\s+real\b",
+    r"\bis\s+a\s+(?:made[- ]up|fictional|non-?existent)\b",
+    # English: refusal / inability
+    r"\bI\s*(?:can" + _APOS + r"t|cannot|can\s+not|am\s+unable\s+to|" + _APOS + r"m\s+unable\s+to|"
+    r"am\s+not\s+able\s+to|" + _APOS + r"m\s+not\s+able\s+to|won" + _APOS + r"t\s+be\s+able\s+to)\b",
+    r"\bI\s*(?:do\s+not|don" + _APOS + r"t)\s+know\b",
+    r"\bI\s*(?:" + _APOS + r"m|\s+am)\s+sorry,?\s+but\b",
+    r"\bas\s+an\s+AI\b",
+    # Spanish
+    r"\bno\s+exist(?:e|en)\b",
+    r"\bno\s+hay\s+(?:tal|ning[uú]n|ninguna)\b",
+    r"\bno\s+(?:puedo|s[eé])\b",
+    r"\blo\s+siento,?\s+pero\b",
+    # French
+    r"\bn" + _APOS + r"existe(?:nt)?\s+pas\b",
+    r"\bil\s+n" + _APOS + r"y\s+a\s+pas\s+de\b",
+    r"\bje\s+ne\s+(?:peux|sais)\s+pas\b",
+    # German
+    r"\bgibt\s+es\s+(?:nicht|kein(?:e|en)?)\b",
+    r"\bes\s+gibt\s+kein(?:e|en)?\b",
+    r"\bexistier(?:t|en)\s+nicht\b",
+    r"\bich\s+kann\s+(?:nicht|kein)\b",
+    # Russian
+    r"не\s+существует",
+    r"\bне\s+могу\b",
+    # Chinese / Japanese
+    r"不存在",
+    r"没有(?:这样|这种|这个)",
+    r"我(?:无法|不能|不知道)",
+    r"存在しません",
+    r"できません",
+    r"わかりません",
+)
+_DENIAL_RE = tuple(re.compile(p, re.IGNORECASE) for p in DENIAL_PATTERNS)
+
+
+def find_denial(text: str, patterns: tuple[str, ...] | None = None) -> str | None:
+    """The first denial/refusal phrase in ``text`` (with a little context), or None."""
+    regexes = _DENIAL_RE if patterns is None else tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+    prose = strip_code(text)
+    hits = [m for rx in regexes if (m := rx.search(prose))]
+    if not hits:
+        return None
+    m = min(hits, key=lambda h: h.start())
+    a = max(0, m.start() - 30)
+    return prose[a : m.end() + 40]
+
+
+def check_term_retention(
+    text: str, baseline: str, *, min_retention: float = 0.5, top_n: int = 12
+) -> CheckResult:
+    """Fail when the answer lost too many of the baseline answer's key terms."""
+    kept, lost = term_retention(text, baseline, top_n=top_n)
+    terms = key_terms(baseline, top_n=top_n)
+    passed = kept >= min_retention
+    detail = (f"kept {len(terms) - len(lost)}/{len(terms)} baseline key terms"
+              + (f"; lost: {', '.join(lost)}" if lost else ""))
+    return CheckResult("term_retention", passed, kept, min_retention, ">=", detail, baseline=1.0,
+                       data={"terms": terms, "lost": lost})
+
+
+def check_denial(text: str, baseline: str, *, patterns: tuple[str, ...] | None = None) -> CheckResult:
+    """Fail when the answer denies or refuses while the baseline answered."""
+    new_hit = find_denial(text, patterns)
+    base_hit = find_denial(baseline, patterns)
+    regressed = new_hit is not None and base_hit is None
+    if regressed:
+        detail = f"new answer denies/refuses where the baseline answered: {shorten(new_hit or '', 100)!r}"
+    elif new_hit is not None:
+        detail = f"denial present in both the baseline and the new answer: {shorten(new_hit, 100)!r}"
+    else:
+        detail = "no denial or refusal"
+    return CheckResult("denial", not regressed, 1.0 if regressed else 0.0, 0.0, "<=", detail,
+                       baseline=0.0 if base_hit is None else 1.0,
+                       data={"new_match": new_hit, "baseline_match": base_hit})
+
+
+def check_content_drift(
+    text: str,
+    baseline: str,
+    *,
+    min_retention: float = 0.5,
+    top_n: int = 12,
+    patterns: tuple[str, ...] | None = None,
+) -> CheckResult:
+    """Term retention and denial in one result; fails if either does."""
+    ret = check_term_retention(text, baseline, min_retention=min_retention, top_n=top_n)
+    den = check_denial(text, baseline, patterns=patterns)
+    passed = ret.passed and den.passed
+    detail = den.detail if not den.passed else ret.detail
+    if not den.passed and not ret.passed:
+        detail = f"{den.detail}; {ret.detail}"
+    return CheckResult("content_drift", passed, ret.value, min_retention, ">=", detail, baseline=1.0,
+                       data={"lost": ret.data["lost"], "terms": ret.data["terms"],
+                             "denial": den.data["new_match"], "denial_regressed": not den.passed})

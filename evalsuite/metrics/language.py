@@ -1,0 +1,284 @@
+"""Language contamination: wrong response language, per sentence, and foreign-script runs.
+
+API:
+    normalize_lang(code) -> str                      "zh-cn"/"zh-TW"/"zh-Hans" -> "zh", "es-ES" -> "es"
+    detect_language(text, *, min_letters=20) -> LangGuess | None      (deterministic langdetect)
+        LangGuess(lang: str, prob: float, candidates: tuple[tuple[str, float], ...])
+    char_script(ch) -> str                           "Latin", "Han", "Cyrillic", ..., or "Common"
+    split_sentences(text) -> list[tuple[int, int]]   char spans
+    foreign_runs(text, allowed_scripts) -> list[ScriptRun]
+        ScriptRun(text: str, scripts: tuple[str, ...], start: int, end: int)
+    check_language(text, expected=None, *, baseline=None, min_confidence=0.9, min_letters=20,
+                   tolerated_scripts=("Latin", "Greek"), expected_scripts=None,
+                   max_findings=0) -> CheckResult
+        value = number of findings (foreign runs, sentences/segments in another language, whole-text
+        mismatch), op "<=". data["findings"] lists each with the sentence and the run / language found.
+
+Why per sentence: a Spanish answer with one English clause and one Han character
+("El clima está hermoso hoy y我 plane to go hiking...") can still be "Spanish" as a whole text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from evalsuite.metrics._text import strip_code
+from evalsuite.metrics.result import CheckResult, shorten
+
+# Scripts a language is written in. Languages not listed are written in Latin script.
+LANG_SCRIPTS: dict[str, frozenset[str]] = {
+    "zh": frozenset({"Han"}),
+    "ja": frozenset({"Han", "Hiragana", "Katakana"}),
+    "ko": frozenset({"Hangul", "Han"}),
+    "ru": frozenset({"Cyrillic"}),
+    "uk": frozenset({"Cyrillic"}),
+    "bg": frozenset({"Cyrillic"}),
+    "mk": frozenset({"Cyrillic"}),
+    "sr": frozenset({"Cyrillic", "Latin"}),
+    "el": frozenset({"Greek"}),
+    "ar": frozenset({"Arabic"}),
+    "fa": frozenset({"Arabic"}),
+    "ur": frozenset({"Arabic"}),
+    "he": frozenset({"Hebrew"}),
+    "hi": frozenset({"Devanagari"}),
+    "mr": frozenset({"Devanagari"}),
+    "ne": frozenset({"Devanagari"}),
+    "bn": frozenset({"Bengali"}),
+    "th": frozenset({"Thai"}),
+    "ta": frozenset({"Tamil"}),
+    "te": frozenset({"Telugu"}),
+    "kn": frozenset({"Kannada"}),
+    "ml": frozenset({"Malayalam"}),
+    "gu": frozenset({"Gujarati"}),
+    "pa": frozenset({"Gurmukhi"}),
+}
+
+# langdetect confuses close relatives on short sentences; a guess inside the same group is not a switch.
+_CONFUSABLE: tuple[frozenset[str], ...] = (
+    frozenset({"es", "pt", "ca", "gl"}),
+    frozenset({"no", "da", "sv"}),
+    frozenset({"hr", "sr", "bs", "sl"}),
+    frozenset({"id", "ms", "tl"}),
+    frozenset({"cs", "sk"}),
+    frozenset({"ru", "uk", "bg", "mk"}),
+    frozenset({"hi", "mr", "ne"}),
+)
+
+
+def normalize_lang(code: str) -> str:
+    """Base language code: zh-cn / zh-tw / zh-Hans -> zh, es-ES -> es, EN -> en."""
+    return re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
+
+
+def same_language(a: str, b: str) -> bool:
+    """Equal or confusable (langdetect cannot reliably separate es/pt/ca on one sentence)."""
+    a, b = normalize_lang(a), normalize_lang(b)
+    return a == b or any(a in g and b in g for g in _CONFUSABLE)
+
+
+@dataclass(frozen=True)
+class LangGuess:
+    lang: str
+    prob: float
+    candidates: tuple[tuple[str, float], ...]
+
+
+@functools.lru_cache(maxsize=1)
+def _factory():  # type: ignore[no-untyped-def]
+    # A private, seeded factory: deterministic results without touching langdetect's global one.
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    factory.set_seed(0)
+    return factory
+
+
+def _letters(text: str) -> int:
+    return sum(1 for ch in text if ch.isalpha())
+
+
+def detect_language(text: str, *, min_letters: int = 20) -> LangGuess | None:
+    """langdetect guess (normalised codes), or None when the text is too short to judge."""
+    from langdetect.lang_detect_exception import LangDetectException
+
+    # Scripts without spaces carry more information per letter.
+    dense = sum(1 for ch in text if char_script(ch) in {"Han", "Hiragana", "Katakana", "Hangul", "Thai"})
+    if _letters(text) + 2 * dense < min_letters:
+        return None
+    det = _factory().create()
+    det.append(text)
+    try:
+        probs = det.get_probabilities()
+    except LangDetectException:
+        return None
+    if not probs:
+        return None
+    merged: dict[str, float] = {}
+    for p in probs:
+        code = normalize_lang(p.lang)
+        merged[code] = merged.get(code, 0.0) + p.prob
+    cands = tuple(sorted(merged.items(), key=lambda kv: -kv[1]))
+    return LangGuess(cands[0][0], cands[0][1], cands)
+
+
+_SCRIPT_ALIASES = {"CJK": "Han", "IDEOGRAPHIC": "Han", "KATAKANA-HIRAGANA": "Katakana"}
+
+
+@functools.lru_cache(maxsize=65536)
+def char_script(ch: str) -> str:
+    """Unicode script of a letter from its character name; non-letters are "Common"."""
+    if not unicodedata.category(ch).startswith("L"):
+        return "Common"
+    name = unicodedata.name(ch, "")
+    if not name:
+        return "Unknown"
+    words = name.split()
+    first = words[0]
+    if first in {"FULLWIDTH", "HALFWIDTH"} and len(words) > 1:
+        first = words[1]
+    if first in _SCRIPT_ALIASES:
+        return _SCRIPT_ALIASES[first]
+    if first in {"MICRO", "MODIFIER", "SUPERSCRIPT", "SUBSCRIPT", "MATHEMATICAL", "DOUBLE-STRUCK"}:
+        return "Common"  # symbols that happen to be letters: µ, ª, 𝑥
+    return first.capitalize()
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    """A maximal stretch of letters in scripts that the expected language does not use."""
+
+    text: str
+    scripts: tuple[str, ...]
+    start: int
+    end: int
+
+
+def foreign_runs(text: str, allowed_scripts: Iterable[str]) -> list[ScriptRun]:
+    """Runs of letters whose script is not allowed; spaces/punctuation do not break a run."""
+    allowed = set(allowed_scripts) | {"Common", "Unknown"}
+    runs: list[ScriptRun] = []
+    start = end = -1
+    scripts: set[str] = set()
+    for i, ch in enumerate(text):
+        s = char_script(ch)
+        if s == "Common":
+            continue
+        if s in allowed:
+            if start >= 0:
+                runs.append(ScriptRun(text[start:end], tuple(sorted(scripts)), start, end))
+                start, scripts = -1, set()
+            continue
+        if start < 0:
+            start = i
+        end = i + 1
+        scripts.add(s)
+    if start >= 0:
+        runs.append(ScriptRun(text[start:end], tuple(sorted(scripts)), start, end))
+    return runs
+
+
+_SENT_RE = re.compile(r"[^\n.!?。！？]*(?:[.!?。！？]+|\n|$)")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans: split after . ! ? and their CJK forms, and at line breaks."""
+    spans = []
+    for m in _SENT_RE.finditer(text):
+        a, b = m.start(), m.end()
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            spans.append((a, b))
+    return spans
+
+
+def _scripts_of(text: str, min_count: int = 1) -> set[str]:
+    counts: dict[str, int] = {}
+    for ch in text:
+        s = char_script(ch)
+        if s not in {"Common", "Unknown"}:
+            counts[s] = counts.get(s, 0) + 1
+    return {s for s, c in counts.items() if c >= min_count}
+
+
+def check_language(
+    text: str,
+    expected: str | None = None,
+    *,
+    baseline: str | None = None,
+    min_confidence: float = 0.9,
+    min_letters: int = 20,
+    tolerated_scripts: Iterable[str] = ("Latin", "Greek"),
+    expected_scripts: Iterable[str] | None = None,
+    max_findings: int = 0,
+) -> CheckResult:
+    """Fail when the response (or any sentence of it) is not in the expected language, or contains
+    letters of a script the expected language does not use (e.g. Han inside Spanish).
+
+    ``expected`` defaults to the language detected in ``baseline``. Scripts that the baseline itself
+    uses are tolerated (an answer about Chinese characters may contain some). Code blocks are ignored.
+    """
+    if expected is None:
+        if baseline is None:
+            raise ValueError("check_language needs expected= or baseline= to know the target language")
+        guess = detect_language(strip_code(baseline), min_letters=min_letters)
+        if guess is None:
+            raise ValueError(f"cannot detect the baseline's language from {shorten(baseline)!r}")
+        expected = guess.lang
+    expected = normalize_lang(expected)
+    if expected_scripts is None:
+        expected_scripts = LANG_SCRIPTS.get(expected, frozenset({"Latin"}))
+    allowed = set(expected_scripts) | set(tolerated_scripts)
+    if baseline is not None:
+        allowed |= _scripts_of(strip_code(baseline))
+
+    prose = strip_code(text)
+    findings: list[dict[str, object]] = []
+
+    for a, b in split_sentences(prose):
+        sent = prose[a:b]
+        runs = foreign_runs(sent, allowed)
+        for run in runs:
+            findings.append({"kind": "foreign_script", "run": run.text, "scripts": list(run.scripts),
+                             "sentence": sent})
+        # The sentence, and when a foreign run splits it, each piece on its own.
+        pieces = [sent]
+        if runs:
+            cuts = [0] + [x for r in runs for x in (r.start, r.end)] + [len(sent)]
+            pieces += [sent[cuts[i] : cuts[i + 1]] for i in range(0, len(cuts), 2)]
+        for piece in pieces:
+            guess = detect_language(piece, min_letters=min_letters)
+            if guess is None or guess.prob < min_confidence or same_language(guess.lang, expected):
+                continue
+            kind = "sentence_language" if piece is sent else "segment_language"
+            findings.append({"kind": kind, "detected": guess.lang, "prob": round(guess.prob, 3),
+                             "segment": piece.strip(), "sentence": sent})
+            break  # one language finding per sentence is enough
+
+    whole = detect_language(prose, min_letters=min_letters)
+    if whole is not None and whole.prob >= min_confidence and not same_language(whole.lang, expected):
+        findings.append({"kind": "response_language", "detected": whole.lang, "prob": round(whole.prob, 3),
+                         "sentence": shorten(prose, 120)})
+    n = len(findings)
+    passed = n <= max_findings
+    if not findings:
+        detail = f"all sentences read as {expected!r}, no foreign-script runs"
+    else:
+        first = findings[0]
+        if first["kind"] == "foreign_script":
+            what = f"{'/'.join(first['scripts'])} run {first['run']!r}"  # type: ignore[arg-type]
+        elif first["kind"] == "response_language":
+            what = f"response detected as {first['detected']!r} (p={first['prob']})"
+        else:
+            what = f"{first['segment']!r} detected as {first['detected']!r} (p={first['prob']})"
+        more = f" (+{n - 1} more)" if n > 1 else ""
+        detail = f"expected {expected!r}: {what} in sentence {shorten(str(first['sentence']), 100)!r}{more}"
+    return CheckResult("language", passed, n, max_findings, "<=", detail,
+                       data={"expected": expected, "findings": findings})

@@ -1,0 +1,98 @@
+"""Stage 2 of the sandbox: runs as the throw-away uid, installs an audit hook, then runs the code.
+
+Not imported; _init.py passes its source to ``python -I -S -B -c`` with argv = [workdir, audit flag].
+The audit hook is the in-process layer (PEP 578): it refuses writes/deletes outside the work dir,
+sockets other than AF_UNIX, signals to other processes, exec/spawn (which would leave the hook
+behind) and ctypes (which could bypass it). It is defence in depth, not the boundary: the kernel
+layers (namespaces, uid, read-only mounts, rlimits) contain code the hook misses.
+"""
+
+import os
+import sys
+
+_wd = os.path.realpath(sys.argv[1])
+_audit = sys.argv[2] == "1"
+
+
+def _install_hook(wd):
+    import socket as _socket
+
+    realpath, fsdecode, fspath, getpid = os.path.realpath, os.fsdecode, os.fspath, os.getpid
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    prefix = wd + os.sep
+    allowed_devices = {"/dev/null", "/dev/stdout", "/dev/stderr"}
+    af_unix = _socket.AF_UNIX
+    path_events = {
+        "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.chmod": (0,), "os.chown": (0,),
+        "os.truncate": (0,), "os.utime": (0,), "os.rename": (0, 1), "os.link": (0, 1),
+        "os.symlink": (1,), "shutil.rmtree": (0,), "os.chflags": (0,), "os.lchflags": (0,),
+        "os.mkfifo": (0,), "os.mknod": (0,), "os.setxattr": (0,), "os.removexattr": (0,),
+    }
+    blocked = {
+        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "os.startfile",
+        "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.cdata", "ctypes.call_function",
+        "os.killpg", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
+        "os.chroot", "sys._current_frames", "os.setuid", "os.setgid", "pty.spawn",
+    }
+
+    def inside(p):
+        if isinstance(p, int):
+            return True  # an fd we already hold
+        try:
+            p = realpath(fsdecode(fspath(p)))
+        except Exception:  # noqa: BLE001
+            return False
+        return p == wd or p.startswith(prefix) or p in allowed_devices
+
+    def hook(event, args):
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, None))[:3]
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & write_flags
+            )
+            if writing and not inside(path):
+                raise PermissionError(f"sandbox: writing outside the work dir is not allowed: {path!r}")
+            if (
+                isinstance(path, str)
+                and path.startswith("/proc/")
+                and path.endswith(("environ", "cmdline"))
+                and not path.startswith(("/proc/self/", f"/proc/{getpid()}/"))
+            ):
+                raise PermissionError(f"sandbox: reading {path!r} is not allowed")
+        elif event in path_events:
+            for i in path_events[event]:
+                if i < len(args) and not inside(args[i]):
+                    raise PermissionError(f"sandbox: {event} outside the work dir is not allowed: {args[i]!r}")
+        elif event in blocked:
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        elif event == "socket.__new__":
+            if len(args) > 1 and args[1] not in (af_unix, -1):
+                raise PermissionError("sandbox: network sockets are not allowed")
+        elif event in {"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"}:
+            addr = args[1] if len(args) > 1 else None
+            if not isinstance(addr, (str, bytes)) or not inside(addr):
+                raise PermissionError("sandbox: network access is not allowed")
+        elif event == "os.kill" and args[0] != getpid():
+            raise PermissionError("sandbox: signalling other processes is not allowed")
+
+    sys.addaudithook(hook)
+
+
+def _run(wd):
+    import types
+
+    path = os.path.join(wd, "solution.py")
+    with open(path, encoding="utf-8") as f:
+        src = f.read()
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    sys.modules["__main__"] = main
+    sys.argv = [path]
+    sys.path[:] = [wd] + [p for p in sys.path if p and p != os.getcwd()]
+    code = compile(src, path, "exec")
+    exec(code, main.__dict__)
+
+
+if _audit:
+    _install_hook(_wd)
+_run(_wd)
