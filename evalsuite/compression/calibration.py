@@ -125,8 +125,10 @@ def _texts_of_file(path: Path) -> list[str]:
     return [p.strip() for p in raw.split("\n\n") if p.strip()]
 
 
-def load_calibration_texts(name: str, *, seed: int = 0) -> list[str]:
-    """The texts of a named set (calibration half, interleaved across its files) or of a local file."""
+def load_calibration_texts(name: str, *, seed: int = 0, part: str = "calibration") -> list[str]:
+    """The texts of a named set (its `part` half, interleaved across its files) or of a local file.
+
+    part="eval" gives the other half of the same files: evaluation text disjoint from calibration."""
     check_calibration_name(name)
     if name not in NAMED_SETS:
         return _texts_of_file(Path(name))
@@ -138,7 +140,7 @@ def load_calibration_texts(name: str, *, seed: int = 0) -> list[str]:
         if not files:
             missing.append(pattern)
         for file in files:
-            records = heldout_split(read_jsonl(file), "calibration")
+            records = heldout_split(read_jsonl(file), part)
             texts = [t for t in map(record_text, records) if t.strip()]
             random.Random(f"{seed}:{file.name}").shuffle(texts)
             if texts:
@@ -226,13 +228,15 @@ def calibration_batches(
     num_prompts: int | None = None,
     windows_per_text: int | None = None,
     seed: int = 0,
+    part: str = "calibration",
 ) -> CalibrationSet:
     """Tokenise a calibration set up to `token_budget` tokens (long texts are cut into `seq_len`
     windows; `num_prompts` caps the number of texts, for the 5-vs-100-prompt effect; `windows_per_text`
-    caps how many windows one text contributes, e.g. 1 = one prompt, one sequence)."""
+    caps how many windows one text contributes, e.g. 1 = one prompt, one sequence; part="eval" takes
+    the evaluation half of a named set instead, for held-out measurements)."""
     if token_budget < 1 or seq_len < 2 or batch_size < 1:
         raise InvalidRecipeError("token_budget, seq_len and batch_size must be positive (seq_len >= 2)")
-    texts = load_calibration_texts(name_or_path, seed=seed)
+    texts = load_calibration_texts(name_or_path, seed=seed, part=part)
     if num_prompts is not None:
         if num_prompts < 1:
             raise InvalidRecipeError(f"num_prompts must be >= 1, got {num_prompts}")
