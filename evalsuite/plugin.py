@@ -1,1 +1,315 @@
-"""pytest plugin entry point (registered as pytest11 `evalsuite`)."""
+"""pytest plugin: prompt-case YAML files become test items that gate a model against stored baselines.
+
+Why a plugin and not a script: CI already runs pytest; a red item names the case and the check, `-k`
+and `-m` select cases, JUnit XML carries the verdicts, and adding a case is adding a test.
+
+Layout of the collected tree::
+
+    prompts/embedded/translation.yaml          CaseFile
+      en-es-weather                            CaseNode (one per case)
+        chrf[freq:0.5]                         GateItem (one per check x model variant)
+
+Items of generation-based checks are marked `generative`, perplexity / multiple-choice items
+`discriminative`. `pytest -m generative` (or any --evalsuite-* option) with no path adds the prompts
+folder to the paths pytest collects, so the gate runs without naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalsuite.config import GateSettings, load_pyproject_table
+from evalsuite.errors import EvalsuiteError
+
+GATE_KEY = pytest.StashKey["Any"]()
+MARKERS = {
+    "generative": "a check on generated text against the stored baseline (evalsuite)",
+    "discriminative": "a perplexity / multiple-choice check against the stored baseline (evalsuite)",
+}
+
+
+# -- options ----------------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("evalsuite", "evalsuite quality gate for compressed MoE models")
+    group.addoption("--evalsuite-model", metavar="PATH", help="base model checkpoint (default: the embedded model)")
+    group.addoption(
+        "--evalsuite-compressed", metavar="PATH", action="append", default=None,
+        help="a compressed checkpoint on disk to gate against the base model's baselines (repeatable)",
+    )
+    group.addoption(
+        "--evalsuite-recipe", metavar="RECIPE", action="append", default=None,
+        help="compress the base model with RECIPE (e.g. freq:0.5) and gate it; repeatable: one variant each",
+    )
+    group.addoption(
+        "--evalsuite-update-baselines", action="store_true", default=False,
+        help="record or refresh the base model's baselines (never done without this flag)",
+    )
+    group.addoption("--evalsuite-baselines", metavar="DIR", help="baselines folder (default: baselines)")
+    group.addoption("--evalsuite-prompts", metavar="DIR", help="prompt suites folder (default: prompts)")
+    group.addoption("--evalsuite-html", metavar="PATH", help="write an HTML report of every check here")
+    parser.addini("evalsuite_model", "base model checkpoint for the evalsuite gate", default="")
+    parser.addini("evalsuite_prompts", "prompt suites folder for the evalsuite gate", default="")
+    parser.addini("evalsuite_baselines", "baselines folder for the evalsuite gate", default="")
+    parser.addini("evalsuite_recipes", "compression recipes to gate, one per line", type="linelist", default=[])
+
+
+def _settings(config: pytest.Config) -> GateSettings:
+    """Defaults < [tool.evalsuite] in pyproject.toml < pytest ini keys < command-line options."""
+    root = Path(config.rootpath)
+    table, source = load_pyproject_table(root)
+    settings = GateSettings.from_table(table, root, source=f"{source} [tool.evalsuite]" if source else "")
+    for ini, attr in (("evalsuite_model", "model"), ("evalsuite_prompts", "prompts"),
+                      ("evalsuite_baselines", "baselines")):
+        value = config.getini(ini)
+        if value:
+            setattr(settings, attr, value)
+    if config.getini("evalsuite_recipes"):
+        settings.recipes = list(config.getini("evalsuite_recipes"))
+    opt = config.option
+    if opt.evalsuite_model:
+        settings.model = opt.evalsuite_model
+    if opt.evalsuite_compressed:
+        settings.compressed = list(opt.evalsuite_compressed)
+    if opt.evalsuite_recipe:
+        settings.recipes = list(opt.evalsuite_recipe)
+    if opt.evalsuite_baselines:
+        settings.baselines = opt.evalsuite_baselines
+    if opt.evalsuite_prompts:
+        settings.prompts = opt.evalsuite_prompts
+    if opt.evalsuite_html:
+        settings.html = opt.evalsuite_html
+    settings.update_baselines = bool(opt.evalsuite_update_baselines)
+    # paths given on the command line are relative to where pytest was invoked
+    invoked = Path(config.invocation_params.dir)
+    for attr in ("model", "baselines", "prompts", "html"):
+        value = getattr(settings, attr)
+        if value and getattr(opt, f"evalsuite_{attr}", None):
+            setattr(settings, attr, str((invoked / value).resolve()))
+    if opt.evalsuite_compressed:
+        settings.compressed = [str((invoked / p).resolve()) for p in settings.compressed]
+    return settings
+
+
+def _selects_gate(config: pytest.Config) -> bool:
+    """Does `-m` select gate items, or did the user ask for the gate with an --evalsuite-* option?"""
+    opt = config.option
+    if opt.evalsuite_recipe or opt.evalsuite_compressed or opt.evalsuite_update_baselines:
+        return True
+    markexpr = getattr(opt, "markexpr", "") or ""
+    if not markexpr:
+        return False
+    try:
+        from _pytest.mark.expression import Expression
+
+        expr = Expression.compile(markexpr)
+        return any(expr.evaluate(lambda name, mark=mark, **_kw: name == mark) for mark in MARKERS)
+    except Exception:  # an unusual expression: fall back to a plain mention
+        return any(mark in markexpr and f"not {mark}" not in markexpr for mark in MARKERS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+    try:
+        settings = _settings(config)
+    except EvalsuiteError as exc:
+        raise pytest.UsageError(f"evalsuite: {exc}") from None
+    from evalsuite.gate.runner import Gate
+
+    gate = Gate(settings)
+    config.stash[GATE_KEY] = gate
+    prompts = settings.resolve(settings.prompts)
+    if config.args_source == pytest.Config.ArgsSource.TESTPATHS and _selects_gate(config) and prompts.is_dir():
+        covered = any(prompts.is_relative_to(Path(a).resolve()) for a in config.args if Path(a).exists())
+        if not covered:
+            config.args.append(str(prompts))
+
+
+def gate_of(config: pytest.Config):
+    """The session's Gate (settings, variants, caches, outcomes)."""
+    return config.stash[GATE_KEY]
+
+
+# -- collection -------------------------------------------------------------------------------------
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in {".yaml", ".yml"}:
+        return None
+    gate = gate_of(parent.config)
+    prompts = gate.settings.resolve(gate.settings.prompts).resolve()
+    if not file_path.resolve().is_relative_to(prompts):
+        return None
+    return CaseFile.from_parent(parent, path=file_path)
+
+
+class CaseFile(pytest.File):
+    """A YAML suite file: one child per case."""
+
+    def collect(self):
+        from evalsuite.gate.cases import load_case_file
+
+        gate = gate_of(self.config)
+        prompts = gate.settings.resolve(gate.settings.prompts).resolve()
+        rel = self.path.resolve().relative_to(prompts)
+        suite = rel.parts[0] if len(rel.parts) > 1 else self.path.stem
+        try:
+            cases = load_case_file(self.path, suite=suite, tolerances=gate.settings.tolerances)
+        except EvalsuiteError as exc:
+            raise self.CollectError(str(exc)) from None
+        for case in cases:
+            yield CaseNode.from_parent(self, name=case.id, case=case)
+
+
+class CaseNode(pytest.Collector):
+    """One prompt case: one item per check and model variant."""
+
+    def __init__(self, *, case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+
+    def collect(self):
+        gate = gate_of(self.config)
+        for variant in gate.variants:
+            for check in self.case.checks:
+                yield GateItem.from_parent(self, name=f"{check}[{variant.label}]", check=check, variant=variant)
+
+
+class GateFailure(Exception):
+    """A check failed: carries the outcome so the report can show both responses."""
+
+    def __init__(self, outcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+
+
+class GateItem(pytest.Item):
+    """One check of one case under one model variant, judged against the stored baseline."""
+
+    def __init__(self, *, check: str, variant, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.variant = variant
+        self.case = self.parent.case
+        self.add_marker("generative" if self.case.generative else "discriminative")
+
+    def runtest(self) -> None:
+        gate = gate_of(self.config)
+        self.user_properties += [
+            ("suite", self.case.suite), ("case", self.case.id), ("check", self.check),
+            ("recipe", self.variant.label), ("domain", self.case.domain), ("language", self.case.language),
+        ]
+        outcome = gate.check(self.variant, self.case, self.check)
+        self.user_properties += [
+            ("passed", str(outcome.passed)), ("baseline_value", repr(outcome.baseline_value)),
+            ("new_value", repr(outcome.new_value)), ("tolerance", str(outcome.tolerance)),
+            ("detail", outcome.detail),
+        ]
+        if not outcome.passed:
+            raise GateFailure(outcome)
+
+    def repr_failure(self, excinfo, style=None):
+        from evalsuite.reporting.terminal import format_failure
+
+        if isinstance(excinfo.value, GateFailure):
+            return format_failure(excinfo.value.outcome)
+        if isinstance(excinfo.value, EvalsuiteError):
+            return f"{self.case.key} [{self.check}, {self.variant.label}]: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.case.key}::{self.check}[{self.variant.label}]"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group gate items by variant (each compression applied once), keeping file order inside."""
+    gate = gate_of(config)
+    order = {v.label: i for i, v in enumerate(gate.variants)}
+    gate_items = [it for it in items if isinstance(it, GateItem)]
+    if not gate_items:
+        return
+    others = [it for it in items if not isinstance(it, GateItem)]
+    gate_items.sort(key=lambda it: order.get(it.variant.label, 0))
+    items[:] = others + gate_items
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Register the selected cases (after -k / -m) so one generation pass covers exactly them."""
+    gate = gate_of(session.config)
+    for item in session.items:
+        if isinstance(item, GateItem):
+            gate.register(item.case, item.variant)
+
+
+# -- fixtures for hand-written tests ------------------------------------------------------------------
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "evalsuite_variant" in metafunc.fixturenames:
+        variants = gate_of(metafunc.config).variants
+        metafunc.parametrize(
+            "evalsuite_variant", variants, ids=[v.label for v in variants], indirect=True, scope="session"
+        )
+
+
+@pytest.fixture(scope="session")
+def evalsuite_gate(request: pytest.FixtureRequest):
+    """The session's Gate: settings, variants, baseline store, caches, collected outcomes."""
+    return gate_of(request.config)
+
+
+@pytest.fixture(scope="session")
+def evalsuite_base_model(evalsuite_gate):
+    """The original model (LoadedModel), loaded once per session; compressed variants modify it in place."""
+    return evalsuite_gate.base()
+
+
+@pytest.fixture(scope="session")
+def evalsuite_variant(request: pytest.FixtureRequest, evalsuite_gate):
+    """The model variant under test (parametrized over --evalsuite-recipe / --evalsuite-compressed)."""
+    return getattr(request, "param", evalsuite_gate.variants[0])
+
+
+@pytest.fixture
+def evalsuite_model(evalsuite_gate, evalsuite_variant):
+    """The variant under test as an ActiveModel (.model, .tokenizer, .variant, .record).
+
+    Function-scoped on purpose: activating is a no-op when the variant is already applied, and it keeps
+    a test from seeing another variant's in-place compression.
+    """
+    return evalsuite_gate.activate(evalsuite_variant)
+
+
+@pytest.fixture(scope="session")
+def evalsuite_baseline(evalsuite_gate):
+    """The BaselineStore of the base model's fingerprint (`.load(suite, case_id, ...)`, `.folder`)."""
+    return evalsuite_gate.store()
+
+
+# -- reporting ----------------------------------------------------------------------------------------
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None or not gate.outcomes:
+        return
+    from evalsuite.reporting.terminal import summary_lines
+
+    terminalreporter.write_sep("=", "evalsuite gate summary")
+    for line in summary_lines(gate.outcomes, gate):
+        terminalreporter.write_line(line)
+    html = getattr(gate, "html_written", None)
+    if html:
+        terminalreporter.write_line(f"HTML report: {html}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    gate = session.config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return
+    gate.close()
+    if gate.settings.html and gate.outcomes:
+        from evalsuite.reporting import html
+
+        path = Path(gate.settings.html)
+        path = path if path.is_absolute() else gate.settings.rootdir / path
+        html.write_html_report(gate.outcomes, path, title="evalsuite gate report", run_info=gate.run_info())
+        gate.html_written = path

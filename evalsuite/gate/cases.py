@@ -1,0 +1,290 @@
+"""Prompt cases: YAML files under `prompts/<suite>/`, each case one group of test items.
+
+Why strict parsing: a typo in a case file must fail collection loudly (file, case, field), never turn
+into a silently skipped check. The format is documented in prompts/README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evalsuite.config import DEFAULT_TOLERANCES, DISCRIMINATIVE_CHECKS, merge_tolerance
+from evalsuite.errors import CaseFileError, EvalsuiteError
+
+__all__ = ["Case", "load_case_file", "resolve_data_path", "KINDS"]
+
+KINDS = ("generate", "perplexity", "multiple_choice")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+# field -> (type(s), kinds where allowed); "defaults:" may hold any of them except id
+_FIELDS: dict[str, tuple[tuple[type, ...], tuple[str, ...]]] = {
+    "id": ((str,), KINDS),
+    "kind": ((str,), KINDS),
+    "description": ((str,), KINDS),
+    "domain": ((str,), KINDS),
+    "language": ((str,), KINDS),
+    "prompt": ((str,), ("generate",)),
+    "chat": ((bool,), ("generate",)),
+    "max_new_tokens": ((int,), ("generate",)),
+    "stop": ((str, list), ("generate",)),
+    "reference": ((str,), ("generate",)),
+    "answer": ((str, int, float), ("generate",)),
+    "tests": ((str, list), ("generate",)),
+    "entry_point": ((str,), ("generate",)),
+    "keywords": ((list,), ("generate",)),
+    "data": ((str,), ("perplexity", "multiple_choice")),
+    "limit": ((int,), ("perplexity", "multiple_choice")),
+    "checks": ((dict,), KINDS),
+}
+
+
+@dataclass
+class Case:
+    """One prompt case (or one held-out data set for perplexity / multiple choice)."""
+
+    id: str
+    suite: str
+    file: Path
+    kind: str = "generate"
+    domain: str = ""
+    language: str = "en"
+    description: str = ""
+    prompt: str = ""
+    chat: bool = False
+    max_new_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    reference: str | None = None
+    answer: str | None = None
+    tests: list[str] = field(default_factory=list)
+    entry_point: str | None = None
+    keywords: list[str] = field(default_factory=list)
+    data: str | None = None
+    limit: int | None = None
+    # check name -> effective tolerance (defaults merged with the case's overrides)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Unique within a run: suite/id."""
+        return f"{self.suite}/{self.id}"
+
+    @property
+    def generative(self) -> bool:
+        return self.kind == "generate"
+
+    def content_hash(self, max_new_tokens: int) -> str:
+        """Hash of what decides the baseline's content: prompt, decoding budget, references, data.
+
+        Tolerances, keywords, domain and description are left out on purpose: tightening a check
+        must not invalidate a recorded baseline.
+        """
+        payload: dict[str, Any] = {"kind": self.kind}
+        if self.generative:
+            payload.update(
+                prompt=self.prompt,
+                chat=self.chat,
+                max_new_tokens=self.max_new_tokens or max_new_tokens,
+                stop=self.stop,
+                reference=self.reference,
+                answer=self.answer,
+                tests=self.tests,
+                entry_point=self.entry_point,
+            )
+        else:
+            path = resolve_data_path(self)
+            payload.update(
+                data=self.data,
+                limit=self.limit,
+                data_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            )
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve_data_path(case: Case) -> Path:
+    """`heldout:NAME` -> the package's held-out data; anything else is relative to the YAML file."""
+    assert case.data is not None
+    if case.data.startswith("heldout:"):
+        path = Path(str(resources.files("evalsuite") / "data" / "heldout" / case.data.split(":", 1)[1]))
+    else:
+        path = (case.file.parent / case.data).resolve()
+    if not path.is_file():
+        raise CaseFileError(f"{case.file}: case {case.id!r}: field 'data': file {path} does not exist")
+    return path
+
+
+def _fail(path: Path, case: str | None, fld: str | None, msg: str) -> CaseFileError:
+    where = str(path)
+    if case is not None:
+        where += f": case {case!r}"
+    if fld is not None:
+        where += f": field {fld!r}"
+    return CaseFileError(f"{where}: {msg}")
+
+
+def _string_list(path: Path, cid: str, name: str, value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not all(isinstance(x, str) and x for x in items):
+        raise _fail(path, cid, name, f"must be a list of non-empty strings, got {value!r}")
+    return list(items)
+
+
+def _build_case(path: Path, suite: str, raw: dict[str, Any], index: int) -> Case:
+    cid = raw.get("id")
+    if not isinstance(cid, str) or not _ID.match(cid):
+        raise _fail(
+            path, f"#{index + 1}", "id", f"every case needs an id of letters, digits, '_', '.', '-'; got {cid!r}"
+        )
+    kind = raw.get("kind", "generate")
+    if kind not in KINDS:
+        raise _fail(path, cid, "kind", f"must be one of {', '.join(KINDS)}; got {kind!r}")
+    for name, value in raw.items():
+        if name not in _FIELDS:
+            raise _fail(path, cid, name, f"unknown field; known fields: {', '.join(sorted(_FIELDS))}")
+        types, kinds = _FIELDS[name]
+        if kind not in kinds:
+            raise _fail(path, cid, name, f"not allowed in a case of kind {kind!r}")
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in types)
+            raise _fail(path, cid, name, f"must be {names}, got {type(value).__name__} {value!r}")
+    case = Case(id=cid, suite=suite, file=path, kind=kind)
+    for name in ("domain", "language", "description", "prompt", "reference", "entry_point", "data"):
+        if name in raw:
+            setattr(case, name, raw[name])
+    case.chat = raw.get("chat", False)
+    if "max_new_tokens" in raw:
+        if raw["max_new_tokens"] < 1:
+            raise _fail(path, cid, "max_new_tokens", "must be >= 1")
+        case.max_new_tokens = raw["max_new_tokens"]
+    if "limit" in raw:
+        if raw["limit"] < 1:
+            raise _fail(path, cid, "limit", "must be >= 1")
+        case.limit = raw["limit"]
+    if "answer" in raw:
+        case.answer = str(raw["answer"])
+    for name in ("stop", "tests", "keywords"):
+        if name in raw:
+            setattr(case, name, _string_list(path, cid, name, raw[name]))
+    # required fields
+    if not case.domain:
+        raise _fail(path, cid, "domain", "is required (e.g. translation, reasoning, code, knowledge)")
+    if kind == "generate":
+        if not case.prompt.strip():
+            raise _fail(path, cid, "prompt", "is required and must not be empty")
+        if not case.language:
+            raise _fail(path, cid, "language", "is required: the language the response should be in")
+        if case.entry_point and not case.tests:
+            raise _fail(path, cid, "entry_point", "needs `tests` (assert lines) to run against")
+    elif not case.data:
+        raise _fail(path, cid, "data", f"a {kind} case needs `data`: a JSONL file (or heldout:NAME.jsonl)")
+    case.checks = _case_checks(path, case, raw.get("checks") or {})
+    if case.data:
+        resolve_data_path(case)
+    return case
+
+
+def _case_checks(path: Path, case: Case, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The checks this case runs, with their effective tolerances."""
+    if case.kind == "perplexity":
+        names = ["perplexity"]
+    elif case.kind == "multiple_choice":
+        names = ["mc"]
+    else:
+        names = ["collapse", "language", "length_ratio", "content", "diversity", "divergence"]
+        if case.reference:
+            names.append("chrf")
+        if case.answer is not None:
+            names.append("answer")
+        if case.tests:
+            names.append("code")
+    for check, value in overrides.items():
+        if check not in DEFAULT_TOLERANCES:
+            raise _fail(path, case.id, f"checks.{check}", f"unknown check; known: {', '.join(DEFAULT_TOLERANCES)}")
+        if check not in names and value is not False:
+            why = {
+                "chrf": "needs a `reference`",
+                "answer": "needs an `answer`",
+                "code": "needs `tests`",
+            }.get(check, f"does not apply to a case of kind {case.kind!r}")
+            if check in DISCRIMINATIVE_CHECKS and case.kind == "generate":
+                why = "is a discriminative check (use kind: perplexity / multiple_choice)"
+            raise _fail(path, case.id, f"checks.{check}", why)
+    checks: dict[str, dict[str, Any]] = {}
+    for check in names:
+        value = overrides.get(check)
+        if value is False:
+            continue
+        try:
+            checks[check] = merge_tolerance(DEFAULT_TOLERANCES, check, value, where="x")
+        except EvalsuiteError as exc:
+            raise _fail(path, case.id, f"checks.{check}", str(exc).split(": ", 1)[-1]) from None
+    return checks
+
+
+def load_case_file(
+    path: str | Path, *, suite: str | None = None, tolerances: dict[str, dict[str, Any]] | None = None
+) -> list[Case]:
+    """Parse one YAML suite file into cases; raises CaseFileError naming file, case and field.
+
+    ``tolerances`` are the project's defaults (pyproject); a case's `checks:` overrides them.
+    """
+    path = Path(path)
+    suite = suite or path.parent.name
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise _fail(path, None, None, f"is not valid YAML: {exc}") from None
+    if doc is None:
+        return []
+    if isinstance(doc, list):
+        doc = {"cases": doc}
+    if not isinstance(doc, dict):
+        raise _fail(path, None, None, "must be a mapping with a `cases:` list (or a list of cases)")
+    unknown = set(doc) - {"suite", "defaults", "cases"}
+    if unknown:
+        raise _fail(path, None, ", ".join(sorted(unknown)), "unknown top-level key; use suite, defaults, cases")
+    if "suite" in doc:
+        if not isinstance(doc["suite"], str) or not _ID.match(doc["suite"]):
+            raise _fail(path, None, "suite", f"must be a name of letters, digits, '_', '.', '-'; got {doc['suite']!r}")
+        suite = doc["suite"]
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise _fail(path, None, "defaults", "must be a mapping of case fields")
+    if "id" in defaults:
+        raise _fail(path, None, "defaults.id", "ids must be given per case")
+    raw_cases = doc.get("cases")
+    if not isinstance(raw_cases, list):
+        raise _fail(path, None, "cases", "must be a list of cases")
+    cases: list[Case] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_cases):
+        if not isinstance(raw, dict):
+            raise _fail(path, f"#{index + 1}", None, f"must be a mapping of fields, got {raw!r}")
+        merged = {**defaults, **raw}
+        if isinstance(defaults.get("checks"), dict) and isinstance(raw.get("checks"), dict):
+            merged["checks"] = {**defaults["checks"], **raw["checks"]}
+        case = _build_case(path, suite, merged, index)
+        if case.id in seen:
+            raise _fail(path, case.id, "id", "duplicate id in this file")
+        seen.add(case.id)
+        if tolerances is not None:
+            _apply_project_tolerances(case, tolerances, merged.get("checks") or {})
+        cases.append(case)
+    return cases
+
+
+def _apply_project_tolerances(case: Case, tolerances: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> None:
+    """Re-base the case's tolerances on the project's (pyproject) values, then its own overrides."""
+    for check in case.checks:
+        merged = dict(tolerances.get(check, case.checks[check]))
+        value = overrides.get(check)
+        if isinstance(value, dict):
+            merged.update(value)
+        case.checks[check] = merged

@@ -1,0 +1,310 @@
+"""The gate's checks: each compares the variant's output with the stored baseline through a pure metric.
+
+Why a thin layer: the metrics in evalsuite/metrics/ measure one text (or one pair); the gate decides
+what a *regression* is. Every generative check here is relative to the baseline, so the original
+model passes against its own baseline by construction (no false alarms), and anything the original
+already did (a loop, a foreign word) is not blamed on the compressed model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalsuite.gate.cases import Case
+
+__all__ = ["Verdict", "CheckInput", "CHECKS", "run_check", "baseline_metrics", "code_program"]
+
+NO_LANGUAGE = {"", "any", "code", "none"}
+
+
+@dataclass
+class CheckInput:
+    """What a check may look at: the case, both responses and the precomputed model-side values."""
+
+    case: Case
+    tolerance: dict[str, Any]
+    baseline_text: str = ""
+    new_text: str = ""
+    baseline_metrics: dict[str, Any] = field(default_factory=dict)
+    # filled by the runner when the check needs the model: teacher-forced scores, code results, ...
+    new_values: dict[str, Any] = field(default_factory=dict)
+    baseline_logprobs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    """One check's verdict in report form."""
+
+    passed: bool
+    baseline_value: Any
+    new_value: Any
+    tolerance: str
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _kw(tol: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: tol[k] for k in names if k in tol}
+
+
+def _round(x: Any, nd: int = 4) -> Any:
+    return round(x, nd) if isinstance(x, float) and math.isfinite(x) else x
+
+
+# -- generative -------------------------------------------------------------------------------------
+def check_collapse(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.collapse import check_collapse as metric
+
+    kw = _kw(x.tolerance, "min_chars", "max_degenerate_fraction", "max_char_run")
+    new = metric(x.new_text, **kw)
+    base = metric(x.baseline_text, **kw)
+    passed = new.passed or not base.passed
+    detail = new.detail if new.passed or base.passed else f"{new.detail} (the baseline collapsed too: not a regression)"
+    return Verdict(
+        passed,
+        _round(base.value),
+        _round(new.value),
+        f"degenerate fraction <= {kw.get('max_degenerate_fraction', 0.2)} unless the baseline collapsed",
+        detail,
+    )
+
+
+def check_language(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.language import check_language as metric
+
+    kw = _kw(x.tolerance, "min_confidence", "min_letters")
+    allowed = int(x.tolerance.get("max_new_findings", 0))
+    expected = x.case.language
+    base = metric(x.baseline_text, expected, **kw, max_findings=10**6)
+    new = metric(x.new_text, expected, baseline=x.baseline_text, **kw, max_findings=10**6)
+    passed = new.value <= base.value + allowed
+    return Verdict(
+        passed,
+        int(base.value),
+        int(new.value),
+        f"findings <= baseline + {allowed} (expected language {expected!r})",
+        new.detail,
+        {"findings": list(new.data.get("findings", []))},
+    )
+
+
+def check_length_ratio(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.length import check_length_ratio as metric
+
+    kw = _kw(x.tolerance, "min_ratio", "max_ratio")
+    result = metric(x.new_text, x.baseline_text, **kw)
+    return Verdict(
+        result.passed,
+        len(x.baseline_text),
+        len(x.new_text),
+        f"length ratio in [{kw.get('min_ratio')}, {kw.get('max_ratio')}] (got {_round(result.value, 3)})",
+        result.detail,
+        {"ratio": _round(result.value)},
+    )
+
+
+def _contains(text: str, term: str) -> bool:
+    return " ".join(term.lower().split()) in " ".join(text.lower().split())
+
+
+def check_content(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.drift import check_content_drift as metric
+
+    kw = _kw(x.tolerance, "min_retention", "top_n")
+    result = metric(x.new_text, x.baseline_text, **kw)
+    kept_by_base = [k for k in x.case.keywords if _contains(x.baseline_text, k)]
+    lost_keywords = [k for k in kept_by_base if not _contains(x.new_text, k)]
+    passed = result.passed and not lost_keywords
+    detail = result.detail
+    if lost_keywords:
+        detail = f"lost case keyword(s) {', '.join(map(repr, lost_keywords))}; " + detail
+    missing_in_base = [k for k in x.case.keywords if k not in kept_by_base]
+    if missing_in_base:
+        detail += f" (keywords the baseline lacks too, not checked: {', '.join(map(repr, missing_in_base))})"
+    return Verdict(
+        passed,
+        1.0,
+        _round(result.value),
+        f"key-term retention >= {kw.get('min_retention', 0.5)}, no new denial, baseline keywords kept",
+        detail,
+        {"lost_keywords": lost_keywords, **{k: v for k, v in result.data.items() if isinstance(v, str | list)}},
+    )
+
+
+def check_diversity(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.diversity import check_diversity as metric
+
+    result = metric(x.new_text, x.baseline_text, **_kw(x.tolerance, "min_ratio"))
+    per_n = {str(n): dict(v) for n, v in result.data.get("per_n", {}).items()}
+    worst = per_n.get(str(result.data.get("worst_n")), {})
+    return Verdict(
+        result.passed,
+        _round(worst.get("baseline")),
+        _round(worst.get("new")),
+        f"distinct-n >= {result.threshold} x baseline (n = 1, 2, 3)",
+        result.detail,
+        {"per_n": per_n},
+    )
+
+
+def check_divergence(x: CheckInput) -> Verdict:
+    """KL over the baseline's top-k + tail: the new side arrives as [T, k+1] rows, exact on that support."""
+    import numpy as np
+
+    from evalsuite.metrics.divergence import check_logit_divergence
+
+    max_kl = float(x.tolerance.get("max_mean_kl", 0.25))
+    lp = x.baseline_logprobs
+    rows = x.new_values.get("kl_rows")
+    if not lp.get("top_ids") or rows is None or len(rows) == 0:
+        return Verdict(True, 0.0, 0.0, f"mean KL <= {max_kl} nats", "empty baseline response: nothing to compare")
+    base_lp = np.asarray(lp["top_logprobs"], dtype=np.float64)
+    k = base_lp.shape[1]
+    local_ids = np.tile(np.arange(k), (base_lp.shape[0], 1))
+    result = check_logit_divergence(local_ids, base_lp, np.asarray(rows, dtype=np.float64), max_mean_kl=max_kl)
+    return Verdict(
+        result.passed,
+        0.0,
+        _round(float(result.value)),
+        f"mean KL(baseline||new) <= {max_kl} nats",
+        result.detail,
+        {"per_token_kl": [_round(float(v)) for v in result.data.get("per_position", [])]},
+    )
+
+
+def _chrf(text: str, reference: str) -> float:
+    from evalsuite.metrics.translation import chrf
+
+    return float(chrf(text, reference))
+
+
+def check_chrf(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.translation import check_translation
+
+    assert x.case.reference is not None
+    result = check_translation(
+        x.new_text, x.case.reference, baseline_hypothesis=x.baseline_text, **_kw(x.tolerance, "max_drop")
+    )
+    return Verdict(
+        result.passed,
+        _round(result.baseline, 2),
+        _round(float(result.value), 2),
+        f"chrF >= baseline - {x.tolerance.get('max_drop')} = {result.threshold:.1f}",
+        result.detail,
+    )
+
+
+def check_answer(x: CheckInput) -> Verdict:
+    answer = str(x.case.answer)
+    base = _contains(x.baseline_text, answer)
+    new = _contains(x.new_text, answer)
+    passed = new or not base
+    detail = (
+        f"answer {answer!r} " + ("still present" if new else "lost" if base else "absent in both (not a regression)")
+    )
+    return Verdict(passed, base, new, "answer kept when the baseline had it", detail)
+
+
+def code_program(case: Case, response: str) -> dict[str, Any]:
+    """How a code case's response is run: after the prompt (a completion of the given signature),
+    or alone when it (re)defines the entry point itself."""
+    entry = case.entry_point
+    redefines = bool(entry) and f"def {entry}(" in response
+    return {"completion": response, "include_prompt": not redefines}
+
+
+def check_code(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.passk import check_pass_at_k
+
+    base = int(bool(x.baseline_metrics.get("code_passed", False)))
+    new = int(bool(x.new_values.get("code_passed", False)))
+    result = check_pass_at_k([(1, new)], k=1, baseline_counts=[(1, base)], **_kw(x.tolerance, "max_drop"))
+    return Verdict(
+        result.passed,
+        float(base),
+        float(new),
+        f"greedy pass@1 >= baseline - {x.tolerance.get('max_drop')}",
+        str(x.new_values.get("code_detail", "")) or result.detail,
+    )
+
+
+# -- discriminative ---------------------------------------------------------------------------------
+def check_perplexity(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.perplexity import check_perplexity as metric
+
+    base = float(x.baseline_metrics["token_perplexity"])
+    new = float(x.new_values["token_perplexity"])
+    result = metric(new, base, **_kw(x.tolerance, "max_ratio"), label=x.case.id)
+    return Verdict(
+        result.passed,
+        _round(base),
+        _round(new),
+        f"perplexity ratio <= {x.tolerance.get('max_ratio')}",
+        f"{result.detail} over {x.new_values.get('docs')} documents",
+        {"ratio": _round(float(result.value))},
+    )
+
+
+def check_mc(x: CheckInput) -> Verdict:
+    from evalsuite.metrics.significance import check_mc_regression, mcnemar_exact
+
+    base_correct = [bool(v) for v in x.baseline_metrics["correct"]]
+    new_correct = [bool(v) for v in x.new_values["correct"]]
+    if len(base_correct) != len(new_correct):
+        raise ValueError("baseline and new multiple-choice results cover different items; re-record the baseline")
+    tol = x.tolerance
+    result = check_mc_regression(
+        base_correct, new_correct, alpha=float(tol.get("alpha", 0.05)),
+        max_accuracy_drop=tol.get("max_accuracy_drop"),
+    )
+    stats = mcnemar_exact(base_correct, new_correct)
+    return Verdict(
+        result.passed,
+        _round(stats.base_accuracy),
+        _round(stats.new_accuracy),
+        f"McNemar p >= {tol.get('alpha')} and accuracy drop <= {tol.get('max_accuracy_drop')}",
+        f"{result.detail} ({stats.n} items; lost {stats.b}, gained {stats.c}; p={stats.p_value:.4g})",
+        {"mcnemar_p": stats.p_value, "lost": stats.b, "gained": stats.c},
+    )
+
+
+CHECKS: dict[str, Callable[[CheckInput], Verdict]] = {
+    "collapse": check_collapse,
+    "language": check_language,
+    "length_ratio": check_length_ratio,
+    "content": check_content,
+    "diversity": check_diversity,
+    "divergence": check_divergence,
+    "chrf": check_chrf,
+    "answer": check_answer,
+    "code": check_code,
+    "perplexity": check_perplexity,
+    "mc": check_mc,
+}
+
+
+def run_check(name: str, x: CheckInput) -> Verdict:
+    """Run one named check; the language check is skipped for cases without a natural language."""
+    if name == "language" and x.case.language.lower() in NO_LANGUAGE:
+        return Verdict(True, None, None, "n/a", f"language check off for language {x.case.language!r}")
+    return CHECKS[name](x)
+
+
+def _distinct2(text: str) -> float:
+    from evalsuite.metrics._text import tokenize
+    from evalsuite.metrics.diversity import distinct_n
+
+    return float(distinct_n(tokenize(text), 2))
+
+
+def baseline_metrics(case: Case, text: str) -> dict[str, Any]:
+    """Metric values of the baseline response, stored with it so a refresh shows up in the diff."""
+    values: dict[str, Any] = {"chars": len(text), "distinct_2": _round(_distinct2(text))}
+    if case.reference:
+        values["chrf"] = _round(_chrf(text, case.reference))
+    if case.answer is not None:
+        values["answer_present"] = _contains(text, case.answer)
+    return values
