@@ -3,7 +3,9 @@
 API:
     key_terms(text, *, top_n=12) -> list[str]               most frequent content words (stopwords out)
     term_retention(text, baseline, *, top_n=12) -> tuple[float, list[str]]   (share kept, lost terms)
-    find_denial(text, patterns=DENIAL_PATTERNS) -> str | None   the matched denial/refusal phrase
+    find_denial(text, patterns=None, *, subjects=None) -> str | None   the matched denial/refusal phrase
+        (DENIAL_PATTERNS always; WEAK_DENIAL_PATTERNS such as "does not exist" only right after one of
+        ``subjects``, the baseline's key terms, when given)
     check_term_retention(text, baseline, *, min_retention=0.5, top_n=12) -> CheckResult
         value = share of the baseline's key terms still present, op ">=".
     check_denial(text, baseline, *, patterns=DENIAL_PATTERNS) -> CheckResult
@@ -90,11 +92,13 @@ def term_retention(text: str, baseline: str, *, top_n: int = 12) -> tuple[float,
 
 
 _APOS = "['’]"
+# Phrases that deny or refuse whatever the context. WEAK_DENIAL_PATTERNS ("does not exist") also occur
+# in ordinary explanations ("if the file does not exist, ..."), so they only count when one of the
+# baseline's key terms appears shortly before them in the same sentence ("monads do not exist").
 DENIAL_PATTERNS: tuple[str, ...] = (
     # English: denial of existence
     r"\bthere(?:\s+is|\s+are|" + _APOS + r"s)?\s+no\s+such\b",
     r"\bno\s+such\s+(?:thing|term|concept|word|function|method|module|library|person|place)\b",
-    r"\b(?:does|do)\s*(?:not|n" + _APOS + r"t)\s+exist\b",
     r"\bis\s*(?:not|n" + _APOS + r"t)\s+a\s+real\b",
     r"\bis\s+a\s+(?:made[- ]up|fictional|non-?existent)\b",
     # English: refusal / inability
@@ -104,43 +108,68 @@ DENIAL_PATTERNS: tuple[str, ...] = (
     r"\bI\s*(?:" + _APOS + r"m|\s+am)\s+sorry,?\s+but\b",
     r"\bas\s+an\s+AI\b",
     # Spanish
-    r"\bno\s+exist(?:e|en)\b",
     r"\bno\s+hay\s+(?:tal|ning[uú]n|ninguna)\b",
-    r"\bno\s+(?:puedo|s[eé])\b",
+    r"\bno\s+(?:puedo\s+(?:ayudar|responder)|lo\s+sé|sé)\b",
     r"\blo\s+siento,?\s+pero\b",
     # French
-    r"\bn" + _APOS + r"existe(?:nt)?\s+pas\b",
-    r"\bil\s+n" + _APOS + r"y\s+a\s+pas\s+de\b",
     r"\bje\s+ne\s+(?:peux|sais)\s+pas\b",
+    r"\bil\s+n" + _APOS + r"existe\s+pas\s+de\b",
     # German
-    r"\bgibt\s+es\s+(?:nicht|kein(?:e|en)?)\b",
-    r"\bes\s+gibt\s+kein(?:e|en)?\b",
-    r"\bexistier(?:t|en)\s+nicht\b",
+    r"\bso\s+etwas\s+gibt\s+es\s+nicht\b",
     r"\bich\s+kann\s+(?:nicht|kein)\b",
     # Russian
-    r"не\s+существует",
+    r"\bтакого\s+\w+\s+не\s+существует",
     r"\bне\s+могу\b",
     # Chinese / Japanese
-    r"不存在",
-    r"没有(?:这样|这种|这个)",
+    r"没有(?:这样|这种)",
     r"我(?:无法|不能|不知道)",
-    r"存在しません",
-    r"できません",
     r"わかりません",
 )
+WEAK_DENIAL_PATTERNS: tuple[str, ...] = (
+    r"\b(?:does|do|did)\s*(?:not|n" + _APOS + r"t)\s+exist\b",
+    r"\bno\s+exist(?:e|en)\b",
+    r"\bn" + _APOS + r"existe(?:nt)?\s+pas\b",
+    r"\bexistier(?:t|en)\s+nicht\b",
+    r"\b(?:gibt\s+es\s+(?:nicht|kein(?:e|en)?)|es\s+gibt\s+kein(?:e|en)?)\b",
+    r"не\s+существует",
+    r"不存在",
+    r"存在しません",
+)
 _DENIAL_RE = tuple(re.compile(p, re.IGNORECASE) for p in DENIAL_PATTERNS)
+_WEAK_RE = tuple(re.compile(p, re.IGNORECASE) for p in WEAK_DENIAL_PATTERNS)
 
 
-def find_denial(text: str, patterns: tuple[str, ...] | None = None) -> str | None:
-    """The first denial/refusal phrase in ``text`` (with a little context), or None."""
-    regexes = _DENIAL_RE if patterns is None else tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+def find_denial(
+    text: str, patterns: tuple[str, ...] | None = None, *, subjects: list[str] | None = None
+) -> str | None:
+    """The first denial/refusal phrase in ``text`` (with a little context), or None.
+
+    ``subjects``: terms whose denial counts for the weak patterns ("X does not exist"); None means any
+    subject. Custom ``patterns`` replace both pattern lists and always count.
+    """
     prose = strip_code(text)
-    hits = [m for rx in regexes if (m := rx.search(prose))]
+    hits: list[re.Match[str]] = []
+    if patterns is not None:
+        hits = [m for p in patterns if (m := re.search(p, prose, re.IGNORECASE))]
+    else:
+        hits = [m for rx in _DENIAL_RE if (m := rx.search(prose))]
+        for rx in _WEAK_RE:
+            for m in rx.finditer(prose):
+                if subjects is None or _subject_before(prose, m.start(), subjects):
+                    hits.append(m)
+                    break
     if not hits:
         return None
     m = min(hits, key=lambda h: h.start())
     a = max(0, m.start() - 30)
     return prose[a : m.end() + 40]
+
+
+def _subject_before(prose: str, pos: int, subjects: list[str]) -> bool:
+    """Is one of ``subjects`` named in the same sentence, at most ~60 characters before ``pos``?"""
+    window = prose[max(0, pos - 60) : pos]
+    window = re.split(r"[.!?。！？\n]", window)[-1].lower()
+    return any(_stem(s.lower()) in window for s in subjects)
 
 
 def check_term_retention(
@@ -158,7 +187,8 @@ def check_term_retention(
 
 def check_denial(text: str, baseline: str, *, patterns: tuple[str, ...] | None = None) -> CheckResult:
     """Fail when the answer denies or refuses while the baseline answered."""
-    new_hit = find_denial(text, patterns)
+    subjects = key_terms(baseline, top_n=8)
+    new_hit = find_denial(text, patterns, subjects=subjects)
     base_hit = find_denial(baseline, patterns)
     regressed = new_hit is not None and base_hit is None
     if regressed:

@@ -61,3 +61,11 @@ def test_denial_in_both_is_not_a_regression() -> None:
     base = "There is no such function in the standard library; use itertools instead."
     assert check_denial("There is no such function in the stdlib.", base).passed
     assert find_denial(MONAD_BASE) is None
+
+
+def test_ordinary_does_not_exist_is_not_a_denial() -> None:
+    base = "A dictionary maps keys to values. Use get() to read a key with a default value."
+    new = "A dictionary maps keys to values. If the file does not exist, get() returns the default value."
+    assert check_denial(new, base).passed
+    assert not check_denial("Dictionaries do not exist in Python.", base).passed
+    assert check_denial("Esto no se puede hacer con un diccionario.", base).passed

@@ -1,7 +1,8 @@
 """Hostile code must be contained, reported as a failed sample, and leave the test process alive.
 
-Each attack runs twice where the machine has kernel isolation: with the audit hook (the default) and
-without it, so the kernel layers are shown to contain it on their own.
+Each attack runs in every isolation mode this machine offers: namespaces + audit hook (the default),
+namespaces alone (the kernel layers on their own, no in-process hook), and, as root, without
+namespaces (throw-away uid + rlimits + hook), the fallback for machines where unshare does not work.
 """
 
 from __future__ import annotations
@@ -16,55 +17,63 @@ import pytest
 
 from evalsuite.sandbox import isolation_report, run_untrusted
 
-KERNEL = isolation_report()["namespaces"] or isolation_report()["uid_drop"]
-HOOK_MODES = [True, False] if KERNEL else [True]
+REPORT = isolation_report()
+MODES: dict[str, dict[str, bool]] = {"default": {"audit_hook": True}}
+if REPORT["namespaces"]:
+    MODES["namespaces-only"] = {"audit_hook": False, "namespaces": True}
+if REPORT["uid_drop"]:
+    MODES["no-namespaces"] = {"audit_hook": True, "namespaces": False}
 FAST = {"timeout_s": 3.0, "memory_mb": 256}
 
 
-@pytest.fixture(params=HOOK_MODES, ids=lambda h: "hook" if h else "kernel-only")
-def hook(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
+@pytest.fixture(params=sorted(MODES))
+def mode(request: pytest.FixtureRequest) -> dict[str, bool]:
+    return MODES[request.param]
 
 
-def test_infinite_loop_times_out(hook: bool) -> None:
+def test_infinite_loop_times_out(mode: dict[str, bool]) -> None:
     t0 = time.monotonic()
-    r = run_untrusted("while True:\n    pass\n", timeout_s=1.0, audit_hook=hook)
+    r = run_untrusted("while True:\n    pass\n", timeout_s=1.0, **mode)
     assert r.status == "timeout" and not r.passed
     assert time.monotonic() - t0 < 8
 
 
-def test_fork_bomb_contained(hook: bool) -> None:
+def test_fork_bomb_contained(mode: dict[str, bool]) -> None:
     code = (
-        "import os\n"
+        "import os, sys\n"
+        "print(os.getcwd(), flush=True)\n"
         "while True:\n"
         "    try:\n"
         "        os.fork()\n"
         "    except OSError:\n"
         "        pass\n"
     )
-    r = run_untrusted(code, timeout_s=1.5, max_processes=16, audit_hook=hook)
+    t0 = time.monotonic()
+    r = run_untrusted(code, timeout_s=1.5, max_processes=16, **mode)
     assert not r.passed and r.status in {"timeout", "failed", "killed"}
-    # Nothing of it is left: no process of ours runs that code any more.
+    assert time.monotonic() - t0 < 10
+    # Nothing of it is left: no process runs in that work dir any more.
+    workdir = r.stdout.splitlines()[0].encode()
+    assert b"evalsuite-sbx" in workdir
     time.sleep(0.2)
-    me = os.getpid()
     leftovers = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"evalsuite-sbx" in cmd and int(pid) != me:
+        if workdir in cmd:
             leftovers.append(pid)
     assert not leftovers
 
 
-def test_memory_bomb_fails(hook: bool) -> None:
-    r = run_untrusted("x = []\nwhile True:\n    x.append(bytearray(50_000_000))\n", audit_hook=hook, **FAST)
+def test_memory_bomb_fails(mode: dict[str, bool]) -> None:
+    r = run_untrusted("x = []\nwhile True:\n    x.append(bytearray(50_000_000))\n", **mode, **FAST)
     assert not r.passed and r.status in {"failed", "killed"}
     assert "memory" in r.reason.lower() or r.status == "killed"
 
 
-def test_cannot_write_or_delete_outside(tmp_path: Path, hook: bool) -> None:
+def test_cannot_write_or_delete_outside(tmp_path: Path, mode: dict[str, bool]) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     new_file = tmp_path / "created.txt"
@@ -83,14 +92,16 @@ def test_cannot_write_or_delete_outside(tmp_path: Path, hook: bool) -> None:
         "print(errors)\n"
         "assert errors == 0, 'some writes were refused'\n"
     )
-    r = run_untrusted(code, audit_hook=hook, **FAST)
+    r = run_untrusted(code, **mode, **FAST)
     assert not r.passed
     assert r.stdout.strip() == "4"  # every attempt failed; writing inside the work dir worked
     assert victim.read_text() == "keep me"
     assert not new_file.exists()
 
 
-def test_no_network(hook: bool) -> None:
+def test_no_network(mode: dict[str, bool]) -> None:
+    if not mode["audit_hook"] and mode.get("namespaces") is False:
+        pytest.skip("without a network namespace only the audit hook blocks sockets")
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -117,7 +128,7 @@ def test_no_network(hook: bool) -> None:
         "print('connected')\n"
     )
     try:
-        r = run_untrusted(code, audit_hook=hook, **FAST)
+        r = run_untrusted(code, **mode, **FAST)
         time.sleep(0.3)
     finally:
         stop.set()
@@ -127,7 +138,7 @@ def test_no_network(hook: bool) -> None:
     assert arrived == []
 
 
-def test_parent_environment_is_invisible(monkeypatch: pytest.MonkeyPatch, hook: bool) -> None:
+def test_parent_environment_is_invisible(monkeypatch: pytest.MonkeyPatch, mode: dict[str, bool]) -> None:
     monkeypatch.setenv("EVALSUITE_SECRET_TOKEN", "s3cr3t")
     code = (
         "import os\n"
@@ -141,12 +152,12 @@ def test_parent_environment_is_invisible(monkeypatch: pytest.MonkeyPatch, hook: 
         "assert not found, 'secret visible'\n"
         "print(sorted(os.environ))\n"
     )
-    r = run_untrusted(code, audit_hook=hook, **FAST)
+    r = run_untrusted(code, **mode, **FAST)
     assert r.passed, r.stderr
     assert "EVALSUITE_SECRET_TOKEN" not in r.stdout and "s3cr3t" not in r.stdout + r.stderr
 
 
-def test_cannot_kill_parent(hook: bool) -> None:
+def test_cannot_kill_parent(mode: dict[str, bool]) -> None:
     code = (
         "import os, signal\n"
         f"for pid in (os.getppid(), {os.getpid()}):\n"
@@ -160,7 +171,7 @@ def test_cannot_kill_parent(hook: bool) -> None:
         "    pass\n"
         "raise SystemExit(3)\n"
     )
-    r = run_untrusted(code, audit_hook=hook, **FAST)
+    r = run_untrusted(code, **mode, **FAST)
     # We are still here, and the sample is not a pass.
     assert not r.passed
     assert r.status in {"failed", "killed", "error"}
@@ -173,9 +184,9 @@ def test_output_flood_is_capped() -> None:
     assert len(r.stdout) < 20_000 and r.stdout.endswith("[evalsuite: output truncated]")
 
 
-def test_cannot_escape_via_subprocess(tmp_path: Path, hook: bool) -> None:
+def test_cannot_escape_via_subprocess(tmp_path: Path, mode: dict[str, bool]) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     code = f"import os\nos.system('rm -f {victim}')\nimport subprocess\nsubprocess.run(['rm', '-f', '{victim}'])\n"
-    run_untrusted(code, audit_hook=hook, **FAST)
+    run_untrusted(code, **mode, **FAST)
     assert victim.read_text() == "keep me"
