@@ -73,7 +73,7 @@ QUICK_MERGE = ["merge-cka-uniform", "merge-weights-uniform"]
 class Row:
     recipe: str
     kind: str
-    kept: int
+    kept: float  # experts kept per layer (mean over layers: global selection varies per layer)
     ppl: float
     agree: float
     d2: float
@@ -218,7 +218,7 @@ def main() -> None:
             texts = [g.text for g in generate_greedy(result.model, tok, prompts, max_new_tokens=args.gen_tokens)]
             record = result.record
         d2, d3 = diversity(texts)
-        kept = experts - len(record["layers"][0]["removed"])
+        kept = experts - statistics.fmean(len(r["removed"]) for r in record["layers"])
         row = Row(
             recipe.short,
             recipe.kind,
@@ -276,7 +276,8 @@ def findings(rows: list[Row], ratios: list[float], experts: int) -> list[str]:
                 f"{freq.ppl:.2f} -> REAP is {verdict}."
             )
         keep = experts - int(ratio * experts + 0.5)
-        prunes = [r for r in rows if r.kind == "prune" and r.kept == keep]
+        # zeroed experts still take router slots: not an expert-count reduction, so left out here
+        prunes = [r for r in rows if r.kind == "prune" and r.kept == keep and "apply=zero" not in r.recipe]
         merges = [r for r in rows if r.kind == "merge" and r.kept == keep]
         if prunes and merges:
             p2 = statistics.fmean(r.rel_d2 for r in prunes)
@@ -291,7 +292,12 @@ def findings(rows: list[Row], ratios: list[float], experts: int) -> list[str]:
             )
             pp = statistics.fmean(r.ppl for r in prunes)
             mp = statistics.fmean(r.ppl for r in merges)
-            out.append(f"  Perplexity at that count: merges mean {mp:.2f}, prunes mean {pp:.2f}.")
+            reap = _find(rows, f"reap:{ratio:g}")
+            best_m = min(merges, key=lambda r: r.ppl)
+            out.append(
+                f"  Perplexity at that count: merges mean {mp:.2f} (best {best_m.recipe} {best_m.ppl:.2f}), "
+                f"prunes mean {pp:.2f}" + (f", REAP {reap.ppl:.2f} (rel. d2 {reap.rel_d2:.3f})." if reap else ".")
+            )
     return out
 
 
@@ -341,7 +347,7 @@ def write_markdown(
     base = rows[0].ppl
     for r in rows:
         lines.append(
-            f"| `{r.recipe}` | {r.kept} | {r.ppl:.2f} | {r.ppl / base:.2f} | {r.agree:.3f} | "
+            f"| `{r.recipe}` | {r.kept:g} | {r.ppl:.2f} | {r.ppl / base:.2f} | {r.agree:.3f} | "
             f"{r.d2:.3f} | {r.d3:.3f} | {r.rel_d2:.3f} | `{r.hash}` |"
         )
     s = prof.summary()
@@ -351,7 +357,8 @@ def write_markdown(
         "",
         f"On `{args.calibration}` ({prof.tokens} tokens): Gini {s['gini']:.3f}, entropy ratio "
         f"{s['entropy_ratio']:.3f}, top-10 share {s['top10_share']:.1%} (uniform would be "
-        f"{s['top10_uniform']:.1%}; with {experts} experts per layer top-10 covers every expert), dead experts "
+        f"{s['top10_uniform']:.1%}; with {experts} experts per layer top-10 covers every expert), top-25% "
+        f"share {s['top_quarter_share']:.1%} (uniform 25%), dead experts "
         f"{s['dead']}/{prof.total_experts} (dead = under {prof.dead_threshold} x the uniform share 1/E).",
         "",
         "Per-layer usage (share of routed slots):",

@@ -423,7 +423,7 @@ def compress(
                         "removed": sorted(e for g in g_rows[row] for e in g[1:]),
                         "kept": sorted(survivors),
                         "groups": g_rows[row],
-                        "weights": [[round(a, 6) for a in w] for w in w_rows[row]],
+                        "weights": [[float(a) for a in w] for w in w_rows[row]],
                     }
                 )
         record = {

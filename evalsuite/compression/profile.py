@@ -68,6 +68,7 @@ class LayerProfile:
     entropy_ratio: float
     top10_share: float
     top10_uniform: float  # the top-10 share a perfectly uniform router would have
+    top_quarter_share: float  # share of the top 25% of experts (meaningful when E <= 10)
     dead: list[int]
 
 
@@ -95,6 +96,7 @@ class RoutingProfile:
             "entropy_ratio": float(np.mean([lp.entropy_ratio for lp in self.layers])),
             "top10_share": float(np.mean([lp.top10_share for lp in self.layers])),
             "top10_uniform": float(np.mean([lp.top10_uniform for lp in self.layers])),
+            "top_quarter_share": float(np.mean([lp.top_quarter_share for lp in self.layers])),
             "dead": self.dead_count,
             "dead_fraction": self.dead_count / max(1, self.total_experts),
             "dead_threshold": self.dead_threshold,
@@ -119,6 +121,7 @@ class RoutingProfile:
             f"routing profile ({self.calibration or 'calibration'}, {self.tokens} tokens)",
             f"  Gini {s['gini']:.3f}  entropy ratio {s['entropy_ratio']:.3f}  "
             f"top-10 share {s['top10_share']:.1%} (uniform {s['top10_uniform']:.1%})  "
+            f"top-25% share {s['top_quarter_share']:.1%} (uniform 25%)  "
             f"dead {self.dead_count}/{self.total_experts} (threshold {self.dead_threshold} x uniform share)",
         ]
         for lp in self.layers:
@@ -153,6 +156,7 @@ def routing_profile(
                 entropy_ratio=entropy_ratio(values),
                 top10_share=top_share(values, 10),
                 top10_uniform=min(10, n) / n,
+                top_quarter_share=top_share(values, max(1, n // 4)),
                 dead=[int(i) for i in np.flatnonzero(dead[row])],
             )
         )
