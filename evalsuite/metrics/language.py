@@ -69,6 +69,16 @@ _CONFUSABLE: tuple[frozenset[str], ...] = (
 )
 
 
+# Han-only text is ambiguous between these (langdetect even calls Japanese kanji compounds Korean);
+# kana and Hangul are what tell them apart, so Han-only pieces are judged by script, not by langdetect.
+_CJK_LANGS = frozenset({"zh", "ja", "ko"})
+# A response in these languages longer than a few Han characters must contain their own script.
+_SIGNATURE_SCRIPTS: dict[str, frozenset[str]] = {
+    "ja": frozenset({"Hiragana", "Katakana"}),
+    "ko": frozenset({"Hangul"}),
+}
+
+
 def normalize_lang(code: str) -> str:
     """Base language code: zh-cn / zh-tw / zh-Hans -> zh, es-ES -> es, EN -> en."""
     return re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
@@ -199,13 +209,23 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _scripts_of(text: str, min_count: int = 1) -> set[str]:
+def _script_counts(text: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for ch in text:
         s = char_script(ch)
         if s not in {"Common", "Unknown"}:
             counts[s] = counts.get(s, 0) + 1
-    return {s for s, c in counts.items() if c >= min_count}
+    return counts
+
+
+def _scripts_of(text: str, min_count: int = 1) -> set[str]:
+    return {s for s, c in _script_counts(text).items() if c >= min_count}
+
+
+def _han_only(text: str) -> bool:
+    """No kana and no Hangul: cannot tell Chinese, Japanese and Korean apart from the letters."""
+    scripts = _scripts_of(text)
+    return "Han" in scripts and not scripts & {"Hiragana", "Katakana", "Hangul"}
 
 
 def check_language(
@@ -257,15 +277,29 @@ def check_language(
             guess = detect_language(piece, min_letters=min_letters)
             if guess is None or guess.prob < min_confidence or same_language(guess.lang, expected):
                 continue
+            if guess.lang in _CJK_LANGS and expected in _CJK_LANGS and _han_only(piece):
+                continue
             kind = "sentence_language" if piece is sent else "segment_language"
             findings.append({"kind": kind, "detected": guess.lang, "prob": round(guess.prob, 3),
                              "segment": piece.strip(), "sentence": sent})
             break  # one language finding per sentence is enough
 
     whole = detect_language(prose, min_letters=min_letters)
-    if whole is not None and whole.prob >= min_confidence and not same_language(whole.lang, expected):
+    if (
+        whole is not None
+        and whole.prob >= min_confidence
+        and not same_language(whole.lang, expected)
+        and not (whole.lang in _CJK_LANGS and expected in _CJK_LANGS and _han_only(prose))
+    ):
         findings.append({"kind": "response_language", "detected": whole.lang, "prob": round(whole.prob, 3),
                          "sentence": shorten(prose, 120)})
+    signature = _SIGNATURE_SCRIPTS.get(expected)
+    # (not when the baseline itself is written without that script, e.g. a list of kanji)
+    if signature and (baseline is None or signature & _scripts_of(strip_code(baseline))):
+        counts = _script_counts(prose)
+        if counts.get("Han", 0) >= 10 and not any(counts.get(sc, 0) for sc in signature):
+            findings.append({"kind": "missing_script", "missing": sorted(signature),
+                             "sentence": shorten(prose, 120)})
     n = len(findings)
     passed = n <= max_findings
     if not findings:
@@ -274,6 +308,8 @@ def check_language(
         first = findings[0]
         if first["kind"] == "foreign_script":
             what = f"{'/'.join(first['scripts'])} run {first['run']!r}"  # type: ignore[arg-type]
+        elif first["kind"] == "missing_script":
+            what = f"no {'/'.join(first['missing'])} at all, only Han characters"  # type: ignore[arg-type]
         elif first["kind"] == "response_language":
             what = f"response detected as {first['detected']!r} (p={first['prob']})"
         else:

@@ -78,3 +78,16 @@ def test_helpers() -> None:
 def test_deterministic() -> None:
     text = "El clima está hermoso hoy. Mañana lloverá en la ciudad y en el campo."
     assert [detect_language(text) for _ in range(3)] == [detect_language(text)] * 3
+
+
+def test_chinese_answer_to_japanese_prompt_is_flagged() -> None:
+    zh = "我们明天去公园散步，然后一起吃晚饭。天气很好。"
+    r = check_language(zh, "ja")
+    assert not r.passed and r.data["findings"][0]["kind"] == "missing_script"
+    assert check_language(zh, "zh").passed
+
+
+def test_kanji_only_sentence_is_not_misread_as_korean() -> None:
+    # langdetect calls Han-only compounds Korean; script evidence decides instead.
+    assert check_language("東京都知事選挙結果。今日はとても良い天気ですね。", "ja").passed
+    assert not check_language("今日はとても良い天気ですね。我们明天去公园。", "zh").passed
