@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
+import random
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -188,6 +190,48 @@ def _task_folder(template: dict[str, Any], records: list[dict[str, Any]]) -> Ite
         yield tasks
 
 
+def _lm_eval() -> tuple[Any, Any, Any]:
+    """Import lm-eval lazily (about 1 s, and most gate runs need no perplexity/MC at all)."""
+    try:
+        from lm_eval.evaluator import evaluate
+        from lm_eval.models.huggingface import HFLM
+        from lm_eval.tasks import TaskManager
+    except ModuleNotFoundError as exc:
+        raise EvalsuiteError(
+            f"perplexity / multiple-choice checks need lm-eval's Hugging Face backend, but {exc.name!r} "
+            "is not installed; install it with: pip install 'lm-eval[hf]==0.4.13'"
+        ) from exc
+    return evaluate, HFLM, TaskManager
+
+
+@contextmanager
+def _isolated() -> Iterator[None]:
+    """Run lm-eval without side effects on the process: global RNG states and log/progress settings.
+
+    Why: lm-eval draws from the global `random` module (random task ids) and logs warnings on every
+    call; a gate run's other checks must not depend on whether a perplexity check ran before them.
+    """
+    import datasets
+    import numpy as np
+    import torch
+
+    rng = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    bars_were_off = datasets.are_progress_bars_disabled()
+    logger.setLevel(logging.ERROR)
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if not bars_were_off:
+            datasets.enable_progress_bars()
+        random.setstate(rng[0])
+        np.random.set_state(rng[1])
+        torch.set_rng_state(rng[2])
+
+
 def _run_task(
     model: Any,
     tokenizer: Any,
@@ -199,9 +243,7 @@ def _run_task(
     add_bos_token: bool | None,
 ) -> tuple[list[dict[str, Any]], Any]:
     """Run one local task and return lm-eval's per-sample log (sorted by doc_id) and the HFLM used."""
-    from lm_eval.evaluator import evaluate
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
+    evaluate, HFLM, TaskManager = _lm_eval()
 
     if batch_size < 1:
         raise LmEvalInputError(f"batch_size must be >= 1, got {batch_size}")
@@ -209,19 +251,24 @@ def _run_task(
     # HFLM may set a pad token on the tokenizer it is given; never mutate the caller's tokenizer.
     tok = copy.deepcopy(tokenizer)
     try:
-        lm = HFLM(
-            pretrained=model,
-            tokenizer=tok,
-            batch_size=batch_size,
-            max_length=max_length,
-            add_bos_token=add_bos_token,
-        )
-        with _task_folder(template, records) as folder:
-            manager = TaskManager(include_path=str(folder), include_defaults=False)
-            loaded = manager.load([template["task"]])
-            for task in loaded["tasks"].values():
-                task.set_fewshot_seed(seed=None)
-            out = evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=True, verbosity="ERROR")
+        with _isolated():
+            lm = HFLM(
+                pretrained=model,
+                tokenizer=tok,
+                batch_size=batch_size,
+                max_length=max_length,
+                add_bos_token=add_bos_token,
+            )
+            with _task_folder(template, records) as folder:
+                # Only our folder is indexed: indexing lm-eval's ~14k built-in task names costs
+                # 14-25 s on 2 busy cores; ours costs < 1 ms.
+                manager = TaskManager(include_path=str(folder), include_defaults=False)
+                loaded = manager.load([template["task"]])
+                for task in loaded["tasks"].values():
+                    task.set_fewshot_seed(seed=None)
+                # evaluate(), not simple_evaluate(): the latter reseeds the global python/numpy/torch
+                # RNGs and shells out for git and environment info; a test run wants none of that.
+                out = evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=True)
     finally:
         model.train(was_training)
     samples = sorted(out["samples"][template["task"]], key=lambda s: s["doc_id"])

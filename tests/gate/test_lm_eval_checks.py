@@ -8,18 +8,16 @@ conventions re-implemented here in a few lines), not just against themselves.
 from __future__ import annotations
 
 import math
+import random
 import re
 
+import numpy as np
 import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("lm_eval")
-pytest.importorskip("accelerate")  # lm-eval's HFLM imports it
-
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
-from transformers import PreTrainedTokenizerFast, Qwen3MoeConfig, Qwen3MoeForCausalLM  # noqa: E402
-
-from evalsuite.gate import lm_eval_checks as lec  # noqa: E402
+from evalsuite.gate import lm_eval_checks as lec
 
 torch.set_num_threads(1)
 
@@ -166,12 +164,17 @@ def test_results_do_not_depend_on_batch_size(model, tokenizer) -> None:
 
 
 def test_caller_objects_are_left_as_they_were(model) -> None:
-    """HFLM sets a pad token on tokenizers lacking one and calls model.eval(); neither may leak out."""
+    """HFLM sets a pad token on tokenizers lacking one and calls model.eval(); nothing may leak out."""
     tok = _tokenizer(with_pad=False)
     assert tok.pad_token is None
     model.train()
+    rng = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state())
     try:
         lec.perplexity_per_doc(model, tok, ["the quick brown fox"], max_length=16)
+        # lm-eval's simple_evaluate would reseed all three global RNGs; we must not
+        assert random.getstate() == rng[0]
+        assert (np.random.get_state()[1] == rng[1]).all()
+        assert torch.equal(torch.get_rng_state(), rng[2])
         assert model.training
         assert tok.pad_token is None
         assert len(tok) == len(_tokenizer(with_pad=False))
