@@ -1,0 +1,74 @@
+"""Batched greedy generation must not depend on batching; teacher forcing must agree with generation."""
+
+from __future__ import annotations
+
+import math
+
+from evalsuite.model.generation import encode_prompt, generate_greedy, score_responses
+
+PROMPTS = [
+    "hello world",
+    "translate: the cat",
+    "a",
+    "def f(x):\n return",
+    "Привет мир это тест",
+    "我是中文",
+    "ab cd ef gh ij kl mn op qr st uv",
+]
+
+
+def _ids(loaded):
+    return [encode_prompt(loaded.tokenizer, p) for p in PROMPTS]
+
+
+def test_batch_of_one_equals_batch_of_n(varied_moe):
+    ids = _ids(varied_moe)
+    single = [generate_greedy(varied_moe.model, varied_moe.tokenizer, [i], max_new_tokens=20)[0] for i in ids]
+    for batch_size in (2, 3, len(ids)):
+        batched = generate_greedy(varied_moe.model, varied_moe.tokenizer, ids, max_new_tokens=20, batch_size=batch_size)
+        assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+        assert [g.text for g in batched] == [g.text for g in single]
+    # varied text: the test would be vacuous if every prompt produced the same string
+    assert len({g.text for g in single}) > 3
+
+
+def test_per_prompt_budget_and_stop_strings(varied_moe):
+    ids = _ids(varied_moe)[:3]
+    full = generate_greedy(varied_moe.model, varied_moe.tokenizer, ids, max_new_tokens=12)
+    mixed = generate_greedy(varied_moe.model, varied_moe.tokenizer, ids, max_new_tokens=[4, 12, 8])
+    assert [len(g.token_ids) for g in mixed] == [4, 12, 8]
+    assert mixed[1].token_ids == full[1].token_ids
+    assert mixed[0].token_ids == full[0].token_ids[:4]
+    stop = full[1].text[3:5]
+    cut = generate_greedy(varied_moe.model, varied_moe.tokenizer, [ids[1]], max_new_tokens=12, stop=[[stop]])[0]
+    assert cut.finish == "stop"
+    assert cut.text == full[1].text[: full[1].text.find(stop)]
+    assert stop not in cut.text
+
+
+def test_teacher_forced_scores_match_greedy_and_batching(varied_moe):
+    ids = _ids(varied_moe)
+    gens = generate_greedy(varied_moe.model, varied_moe.tokenizer, ids, max_new_tokens=10, batch_size=4)
+    responses = [g.token_ids for g in gens]
+    batched = score_responses(varied_moe.model, varied_moe.tokenizer, ids, responses, top_k=4, batch_size=4)
+    for i, scores in enumerate(batched):
+        # greedy picked the argmax, so under teacher forcing the response token is the top-1
+        assert [row[0] for row in scores.top_ids] == responses[i]
+        pairs = zip(scores.token_logprobs, scores.top_logprobs, strict=True)
+        assert all(math.isclose(a, row[0], abs_tol=1e-5) for a, row in pairs)
+        single = score_responses(varied_moe.model, varied_moe.tokenizer, [ids[i]], [responses[i]], top_k=4)[0]
+        assert single.top_ids == scores.top_ids
+        assert max(abs(a - b) for a, b in zip(single.token_logprobs, scores.token_logprobs, strict=True)) < 1e-4
+
+
+def test_gather_returns_logprobs_of_requested_ids(varied_moe):
+    ids = _ids(varied_moe)[:2]
+    gens = generate_greedy(varied_moe.model, varied_moe.tokenizer, ids, max_new_tokens=6)
+    responses = [g.token_ids for g in gens]
+    first = score_responses(varied_moe.model, varied_moe.tokenizer, ids, responses, top_k=3)
+    again = score_responses(
+        varied_moe.model, varied_moe.tokenizer, ids, responses, top_k=3, gather=[s.top_ids for s in first]
+    )
+    for a, b in zip(first, again, strict=True):
+        for want, got in zip(a.top_logprobs, b.gathered, strict=True):
+            assert max(abs(x - y) for x, y in zip(want, got, strict=True)) < 1e-4

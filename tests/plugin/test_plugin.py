@@ -1,0 +1,115 @@
+"""The pytest plugin end to end on a tiny MoE, through pytester (in-process inner pytest runs)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+SUITE = """
+defaults:
+  domain: chat
+  language: en
+  max_new_tokens: 12
+cases:
+  - id: greet
+    prompt: "hello world"
+  - id: es-cat
+    domain: translation
+    language: es
+    prompt: "translate: the cat"
+    reference: "el gato"
+  - id: sums
+    prompt: "ab cd ef gh ij kl"
+    answer: "zz"
+"""
+
+
+@pytest.fixture(scope="module")
+def damaged_path(varied_moe_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from evalsuite.gate.testing import damage_experts
+
+    return damage_experts(varied_moe_path, tmp_path_factory.mktemp("damaged"), keep=1)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, varied_moe_path: Path) -> pytest.Pytester:
+    pytester.makefile(".toml", pyproject=f'[tool.evalsuite]\nmodel = "{varied_moe_path}"\nmax_new_tokens = 12\n')
+    (pytester.path / "prompts" / "demo").mkdir(parents=True)
+    (pytester.path / "prompts" / "demo" / "basic.yaml").write_text(SUITE, encoding="utf-8")
+    return pytester
+
+
+def _props(xml_path: Path) -> dict[str, dict[str, str]]:
+    out = {}
+    for case in ET.parse(xml_path).iter("testcase"):
+        out[case.get("name")] = {p.get("name"): p.get("value") for p in case.iter("property")}
+    return out
+
+
+def test_missing_baseline_fails_then_record_then_pass(project: pytest.Pytester):
+    # a gate run with no baseline fails clearly and records nothing
+    result = project.runpytest("-m", "generative", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=20)
+    result.stdout.fnmatch_lines(["*missing baseline: no baselines for model fingerprint*--evalsuite-update-baselines*"])
+    assert not (project.path / "baselines").exists()
+
+    # the explicit flag records (and the same run checks the model against what it just recorded)
+    result = project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=20)
+    files = sorted(p.relative_to(project.path).as_posix() for p in (project.path / "baselines").rglob("*.json"))
+    assert len(files) == 4 and files[0].endswith("/demo/es-cat.json") and files[-1].endswith("/model.json")
+    stored = json.loads(next((project.path / "baselines").rglob("greet.json")).read_text())
+    assert stored["response"] and len(stored["logprobs"]["top_ids"]) == len(stored["response_ids"])
+
+    # no false alarms: the original model passes against its own baseline
+    result = project.runpytest("-m", "generative", "-p", "no:cacheprovider", "--junitxml=out.xml")
+    result.assert_outcomes(passed=20)
+    result.stdout.fnmatch_lines(["*evalsuite gate summary*", "base *PASS*"])
+    props = _props(project.path / "out.xml")
+    assert props["divergence[base]"]["case"] == "es-cat" or props["divergence[base]"]["case"] in {"greet", "sums"}
+    assert {"recipe", "check", "baseline_value", "new_value", "tolerance"} <= set(props["chrf[base]"])
+
+    # a changed prompt makes that case's baseline stale, naming why; other cases still run
+    suite = project.path / "prompts" / "demo" / "basic.yaml"
+    suite.write_text(SUITE.replace("hello world", "hello there"), encoding="utf-8")
+    result = project.runpytest("-p", "no:cacheprovider", "prompts", "-k", "greet")
+    result.assert_outcomes(failed=6)
+    result.stdout.fnmatch_lines(["*stale baseline*greet.json: the case changed*"])
+
+
+def test_damaged_model_fails_on_named_checks(project: pytest.Pytester, damaged_path: Path):
+    assert project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider").ret == 0
+    result = project.runpytest(
+        "-m", "generative", "-p", "no:cacheprovider", f"--evalsuite-compressed={damaged_path}",
+        "--evalsuite-html=report/gate.html",
+    )
+    assert result.ret == 1
+    out = result.stdout.str()
+    label = f"ckpt:{damaged_path.name}"
+    assert f"divergence[{label}]" in out and "FAILED" in out
+    for needle in ("evalsuite check failed: divergence", "baseline:", "new:", "tolerance:",
+                   "baseline response:", "new response:", "mean KL"):
+        assert needle in out
+    result.stdout.fnmatch_lines([f"{label} *FAIL*"])
+    assert (project.path / "report" / "gate.html").is_file()
+
+
+def test_broken_case_file_fails_collection_naming_the_field(project: pytest.Pytester):
+    bad = project.path / "prompts" / "demo" / "bad.yaml"
+    bad.write_text("cases:\n  - {id: oops, prompt: hi, domain: chat, max_new_tokens: lots}\n", encoding="utf-8")
+    result = project.runpytest("-p", "no:cacheprovider", "prompts", "--collect-only")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*bad.yaml: case 'oops': field 'max_new_tokens': must be int*"])
+
+
+def test_marker_alone_collects_prompts_and_ids_read_well(project: pytest.Pytester):
+    project.makeini("[pytest]\ntestpaths = tests\n")
+    (project.path / "tests").mkdir()
+    (project.path / "tests" / "test_other.py").write_text("def test_x():\n    pass\n")
+    result = project.runpytest("-m", "generative", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["prompts/demo/basic.yaml::es-cat::chrf[[]base[]]", "*20/21 tests collected*"])
+    result = project.runpytest("-m", "discriminative", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*no tests collected (21 deselected)*"])
