@@ -144,9 +144,37 @@ def _render_check_rows(group: Sequence[CheckOutcome], *, with_status: bool) -> I
             f'<td class="num mono">{_esc(_fmt(o.baseline_value))}</td>'
             f'<td class="num mono">{_esc(_fmt(o.new_value))}</td>'
             f'<td class="mono">{_esc(_fmt(o.tolerance))}</td>'
-            f"<td>{_esc(o.detail)}</td></tr>"
+            f"<td>{_esc(o.detail)}{_render_extra(o)}</td></tr>"
         )
     yield "</tbody></table>"
+
+
+# `extra` keys that describe the case rather than the check; shown once per case card.
+_CASE_KEYS = ("domain", "language", "file", "prompt")
+
+
+def _render_extra(o: CheckOutcome) -> str:
+    """Check-specific measurements (p-values, lost keywords, ratios) as a muted line under the detail."""
+    items = {k: v for k, v in (o.extra or {}).items() if k not in _CASE_KEYS and v not in (None, "", [], {})}
+    if not items:
+        return ""
+    return f'<br><span class="muted mono">{_esc(_fmt(items))}</span>'
+
+
+def _render_case_meta(group: Sequence[CheckOutcome]) -> Iterator[str]:
+    """Domain, language, source file and the prompt of a case (from the first outcome that has them)."""
+    meta: dict[str, Any] = {}
+    for o in group:
+        for key in _CASE_KEYS:
+            value = (o.extra or {}).get(key)
+            if key not in meta and isinstance(value, str) and value:
+                meta[key] = value
+    facts = [f"{k}: {meta[k]}" for k in ("domain", "language", "file") if k in meta]
+    if facts:
+        yield f'<p class="muted">{_esc(" · ".join(facts))}</p>'
+    if "prompt" in meta:
+        prompt = _esc(meta["prompt"])
+        yield f'<details class="prompt"><summary>Prompt</summary><pre class="resp">{prompt}</pre></details>'
 
 
 def _render(outcomes: Sequence[CheckOutcome], title: str, run_info: Mapping[str, Any]) -> Iterator[str]:
@@ -231,6 +259,7 @@ def _render(outcomes: Sequence[CheckOutcome], title: str, run_info: Mapping[str,
             yield f'<article class="card" id="{_anchor(ri, ci)}">'
             yield f'<h3><span class="mono">{_esc(case_id)}</span>'
             yield f'<span class="tag">{_esc(recipe)}</span></h3>'
+            yield from _render_case_meta(group)
             yield from _render_check_rows(failing, with_status=False)
             if passing:
                 yield f'<p class="muted">Passed on this case: {_esc(", ".join(passing))}</p>'
@@ -250,6 +279,7 @@ def _render(outcomes: Sequence[CheckOutcome], title: str, run_info: Mapping[str,
         for case_id, group in groups:
             yield f'<details class="case"><summary><span class="mono">{_esc(case_id)}</span> '
             yield f'<span class="muted">({len(group)} checks)</span></summary><div class="card pass">'
+            yield from _render_case_meta(group)
             yield from _render_check_rows(group, with_status=True)
             yield from _render_responses(group)
             yield "</div></details>"

@@ -163,6 +163,34 @@ def test_failing_case_shows_values_tolerance_detail_and_both_responses() -> None
     assert "<details open" not in text
 
 
+def test_case_context_and_check_extras_are_shown() -> None:
+    outcome = CheckOutcome(
+        recipe="merge:0.5",
+        case_id="instruct/explain-closures",
+        check="content",
+        passed=False,
+        baseline_value=1.0,
+        new_value=0.2,
+        tolerance="key-term retention >= 0.5",
+        baseline_response="A closure captures variables.",
+        new_response="There is no such thing as a closure.",
+        detail="new denial",
+        extra={
+            "prompt": "What is a <closure>?",
+            "file": "prompts/instruct/knowledge.yaml",
+            "domain": "knowledge",
+            "language": "en",
+            "lost_keywords": ["scope"],
+        },
+    )
+    text = render_html_report([outcome], title="t", run_info={})
+    parsed = _parse(text)
+    assert "What is a <closure>?" in parsed.pres
+    assert "domain: knowledge · language: en · file: prompts/instruct/knowledge.yaml" in text
+    row = next(r for r in parsed.cells if r and r[0] == "content")
+    assert row[-1] == "new denial" + "lost_keywords=[scope]"
+
+
 def test_all_passing_and_empty_reports() -> None:
     ok = render_html_report([_outcome("r", "c", "collapse", True)], title="t", run_info=None)
     assert "PASSED: all 1 checks passed" in ok
