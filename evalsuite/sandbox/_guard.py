@@ -1,7 +1,8 @@
 """Stage 2 of the sandbox: runs as the throw-away uid, installs an audit hook, then runs the code.
 
 Not imported; _init.py passes its source to ``python -I -S -B -c`` with argv = [workdir, audit flag].
-The audit hook is the in-process layer (PEP 578): it refuses writes/deletes outside the work dir,
+The audit hook is the in-process layer (PEP 578): it refuses writes/deletes outside the work dir
+(it cannot see the dir_fd of os.open, so a relative os.open(..., dir_fd=) write is left to the kernel),
 sockets other than AF_UNIX, signals to other processes, exec/spawn (which would leave the hook
 behind) and ctypes (which could bypass it). It is defence in depth, not the boundary: the kernel
 layers (namespaces, uid, read-only mounts, rlimits) contain code the hook misses.
@@ -12,14 +13,15 @@ import sys
 
 _wd = os.path.realpath(sys.argv[1])
 _audit = sys.argv[2] == "1"
+_scratch = [os.path.realpath(p) for p in sys.argv[3:4] if p]  # a private /dev/shm, when there is one
 
 
-def _install_hook(wd):
+def _install_hook(wd, scratch):
     import socket as _socket
 
     realpath, fsdecode, fspath, getpid = os.path.realpath, os.fsdecode, os.fspath, os.getpid
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    prefix = wd + os.sep
+    prefixes = tuple(p + os.sep for p in [wd, *scratch])
     allowed_devices = {"/dev/null", "/dev/stdout", "/dev/stderr"}
     af_unix = _socket.AF_UNIX
     path_events = {
@@ -27,6 +29,10 @@ def _install_hook(wd):
         "os.truncate": (0,), "os.utime": (0,), "os.rename": (0, 1), "os.link": (0, 1),
         "os.symlink": (1,), "shutil.rmtree": (0,), "os.chflags": (0,), "os.lchflags": (0,),
         "os.mkfifo": (0,), "os.mknod": (0,), "os.setxattr": (0,), "os.removexattr": (0,),
+    }
+    dir_fd_args = {
+        "os.remove": (1,), "os.rmdir": (1,), "os.mkdir": (2,), "os.chmod": (2,), "os.chown": (3,),
+        "os.rename": (2, 3), "os.link": (2, 3), "os.symlink": (2,), "os.utime": (3,), "shutil.rmtree": (1,),
     }
     blocked = {
         "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "os.startfile",
@@ -42,7 +48,7 @@ def _install_hook(wd):
             p = realpath(fsdecode(fspath(p)))
         except Exception:  # noqa: BLE001
             return False
-        return p == wd or p.startswith(prefix) or p in allowed_devices
+        return p == wd or p.startswith(prefixes) or p in allowed_devices
 
     def hook(event, args):
         if event == "open":
@@ -60,6 +66,9 @@ def _install_hook(wd):
             ):
                 raise PermissionError(f"sandbox: reading {path!r} is not allowed")
         elif event in path_events:
+            # Paths relative to a directory fd cannot be resolved here: refuse them.
+            if any(i < len(args) and args[i] is not None for i in dir_fd_args.get(event, ())):
+                raise PermissionError(f"sandbox: {event} with dir_fd is not allowed")
             for i in path_events[event]:
                 if i < len(args) and not inside(args[i]):
                     raise PermissionError(f"sandbox: {event} outside the work dir is not allowed: {args[i]!r}")
@@ -94,5 +103,5 @@ def _run(wd):
 
 
 if _audit:
-    _install_hook(_wd)
+    _install_hook(_wd, _scratch)
 _run(_wd)

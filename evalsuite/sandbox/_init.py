@@ -32,10 +32,13 @@ def _report(**kw):
 
 
 def _harden_mounts():
+    """Inside the private mount namespace: hide the shared scratch dirs (/tmp, /var/tmp, /dev/shm,
+    /run) behind empty tmpfs mounts, put the work dir on its own size-limited tmpfs at the same path,
+    then make every mount read-only, nosuid, nodev except the work dir and a small private /dev/shm."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    ms_bind, ms_rec = 4096, 16384
+    ms_nosuid, ms_nodev = 2, 4
     attr_rdonly, attr_nosuid, attr_nodev = 0x1, 0x2, 0x4
     at_fdcwd, at_recursive, sys_mount_setattr = -100, 0x8000, 442
 
@@ -49,11 +52,45 @@ def _harden_mounts():
         if rc != 0:
             raise OSError(ctypes.get_errno(), f"mount_setattr {path}")
 
-    if libc.mount(wd.encode(), wd.encode(), None, ms_bind | ms_rec, None) != 0:
-        raise OSError(ctypes.get_errno(), "bind work dir")
+    def mount(src, target, fstype, flags, data):
+        rc = libc.mount(src.encode() if src else None, target.encode(), fstype.encode() if fstype else None,
+                        flags, data.encode() if data else None)
+        if rc != 0:
+            raise OSError(ctypes.get_errno(), f"mount {src} on {target}")
+
+    # Copy the prepared files out before the host dir disappears behind the mounts.
+    wd_fd = os.open(wd, os.O_RDONLY | os.O_DIRECTORY)
+    files = {}
+    for name in os.listdir(wd_fd):
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=wd_fd)
+        with os.fdopen(fd, "rb") as f:
+            files[name] = f.read()
+    os.close(wd_fd)
+    hidden = []
+    for d in ("/tmp", "/var/tmp", "/dev/shm", "/run"):
+        if os.path.isdir(d) and not os.path.islink(d) and os.path.realpath(d) == d:
+            mode = "1777" if d != "/run" else "755"
+            size = cfg["shm_mb"] if d == "/dev/shm" else 1
+            mount("tmpfs", d, "tmpfs", ms_nosuid | ms_nodev, f"size={size}m,mode={mode}")
+            hidden.append(d)
+    os.makedirs(wd, mode=0o700, exist_ok=True)
+    # The work dir itself becomes a size-limited tmpfs: the code cannot fill the host's disk.
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    mount("tmpfs", wd, "tmpfs", ms_nosuid | ms_nodev, f"size={cfg['disk_mb']}m,mode=700{owner}")
+    for name, data in files.items():
+        path = os.path.join(wd, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        if uid is not None:
+            os.chown(path, uid, uid)
     setattr_("/", at_recursive, attr_rdonly | attr_nosuid | attr_nodev, 0)
     setattr_(wd, 0, 0, attr_rdonly)
+    if "/dev/shm" in hidden:
+        setattr_("/dev/shm", 0, 0, attr_rdonly)
     layers.append("readonly-fs")
+    layers.append("tmpfs-workdir")
+    if hidden:
+        layers.append("private-tmp")
 
 
 def _no_new_privs():
@@ -83,6 +120,7 @@ def _sweep(uid):
     os.waitpid(pid, 0)
 
 
+uid = cfg.get("uid")
 pidns = os.getpid() == 1
 if pidns:
     layers.append("pid-namespace")
@@ -93,7 +131,6 @@ if cfg.get("readonly_fs"):
         layers.append(f"readonly-fs-failed:{e}")
 _no_new_privs()
 
-uid = cfg.get("uid")
 limits = {getattr(resource, k): tuple(v) for k, v in cfg["rlimits"].items() if hasattr(resource, k)}
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 start = time.monotonic()
@@ -112,7 +149,9 @@ if child == 0:
         os.chdir(wd)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": wd, "TMPDIR": wd}
         py = cfg["python"]
-        os.execve(py, [py, "-I", "-S", "-B", "-c", cfg["guard_src"], wd, "1" if cfg["audit"] else "0"], env)
+        extra = "/dev/shm" if "private-tmp" in layers else ""
+        argv = [py, "-I", "-S", "-B", "-c", cfg["guard_src"], wd, "1" if cfg["audit"] else "0", extra]
+        os.execve(py, argv, env)
     except BaseException as e:  # noqa: BLE001 - report any setup failure, never run the code unguarded
         os.write(2, f"evalsuite sandbox setup failed: {e!r}\n".encode())
     os._exit(125)

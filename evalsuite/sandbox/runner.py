@@ -2,7 +2,7 @@
 
 API:
     run_untrusted(code, *, timeout_s=5.0, memory_mb=512, max_processes=32, max_file_mb=16,
-                  max_open_files=64, max_output_bytes=1_000_000, stdin=None, files=None,
+                  max_disk_mb=64, max_open_files=64, max_output_bytes=1_000_000, stdin=None, files=None,
                   audit_hook=True, namespaces=None, python=None) -> SandboxResult
     run_tests(completion, prompt, tests, entry_point, *, include_prompt=True, **run_kwargs)
         -> SandboxResult        HumanEval-style: prompt + completion + tests (+ check(entry_point))
@@ -15,7 +15,8 @@ Layers, strongest first (each is used when the machine allows it; `isolation` li
   * `unshare` network + PID + mount + IPC + UTS namespaces (plus a user namespace when not root):
     no network interface except a down loopback, no view of the parent's processes, and when the
     supervisor exits every process left in the namespace is killed by the kernel;
-  * read-only, nosuid remount of the whole file system except the work dir (mount namespace);
+  * read-only, nosuid remount of the whole file system (mount namespace); the work dir is a private
+    tmpfs of max_disk_mb at the same path, and /tmp, /var/tmp, /run, /dev/shm are empty private tmpfs;
   * a throw-away uid (when started as root), so file permissions, RLIMIT_NPROC (per uid) and signal
     permissions apply, and a kill(-1) sweep by that uid removes every straggler;
   * rlimits: CPU, address space, processes, file size, open files, no core dumps;
@@ -201,6 +202,7 @@ def run_untrusted(
     memory_mb: int = 512,
     max_processes: int = 32,
     max_file_mb: int = 16,
+    max_disk_mb: int = 64,
     max_open_files: int = 64,
     max_output_bytes: int = 1_000_000,
     stdin: str | None = None,
@@ -252,7 +254,8 @@ def run_untrusted(
         cfg = {
             "status_fd": status_w, "workdir": os.path.realpath(workdir), "uid": uid,
             "rlimits": rlimits, "timeout_s": timeout_s, "python": interp, "guard_src": guard_src,
-            "audit": audit_hook, "readonly_fs": prefix is not None,
+            "audit": audit_hook, "readonly_fs": prefix is not None, "shm_mb": max(1, max_file_mb),
+            "disk_mb": max(1, max_disk_mb),
         }
         boot = [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", init_src, json.dumps(cfg)]
         cmd = [*(prefix or ()), *boot]

@@ -190,3 +190,20 @@ def test_cannot_escape_via_subprocess(tmp_path: Path, mode: dict[str, bool]) -> 
     code = f"import os\nos.system('rm -f {victim}')\nimport subprocess\nsubprocess.run(['rm', '-f', '{victim}'])\n"
     run_untrusted(code, **mode, **FAST)
     assert victim.read_text() == "keep me"
+
+
+@pytest.mark.skipif(not REPORT["namespaces"], reason="needs a mount namespace")
+def test_disk_filling_is_bounded() -> None:
+    code = (
+        "n = 0\n"
+        "try:\n"
+        "    while True:\n"
+        "        open(f'f{n}', 'wb').write(b'x' * (4 << 20))\n"
+        "        n += 1\n"
+        "except OSError:\n"
+        "    print(n)\n"
+    )
+    r = run_untrusted(code, max_disk_mb=16, max_file_mb=8, **FAST)
+    assert r.passed, r.stderr
+    assert int(r.stdout) < 5  # 16 MB of 4 MB files, then "no space left"
+    assert "tmpfs-workdir" in r.isolation and "readonly-fs" in r.isolation
