@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -31,7 +32,7 @@ import torch
 from evalsuite.compression import criteria, selection
 from evalsuite.compression.calibration import CalibrationSet, calibration_batches
 from evalsuite.compression.grouping import group_experts
-from evalsuite.compression.merging import InPlaceMerge, plan_merge
+from evalsuite.compression.merging import InPlaceMerge, merge_targets, plan_merge
 from evalsuite.compression.recipe import Recipe, parse_recipe
 from evalsuite.compression.similarity import similarity_matrix
 from evalsuite.errors import InvalidRecipeError
@@ -168,7 +169,12 @@ class CompressionResult:
         """Bytes evalsuite holds to undo this variant (merge survivors' old rows; mask state if known)."""
         total = 0
         for handle in self._handles:
-            total += int(getattr(handle, "nbytes", 0) or 0)
+            if hasattr(handle, "nbytes"):
+                total += int(handle.nbytes)
+            else:  # the access layer's handles: saved weight slices (scale/zero) or small logit biases (mask)
+                for item in getattr(handle, "_saved", []):
+                    saved = item[-1]
+                    total += saved.numel() * saved.element_size() if isinstance(saved, torch.Tensor) else 0
         return total
 
     @property
@@ -284,6 +290,12 @@ def _check_amounts(recipe: Recipe, experts: list[int], top_k: list[int], layers:
                 f"keep at least {k} (ratio <= {(e - k) / e:.3f})"
             )
         removals.append(n)
+    if recipe.option("scope") == "layer" and not any(removals):
+        warnings.warn(
+            f"{recipe.short} removes no expert from layers of {sorted(set(experts))} experts (ratio rounds to 0); "
+            "the variant equals the original. Use a larger ratio or scope=global",
+            stacklevel=3,
+        )
     return removals
 
 
@@ -458,14 +470,8 @@ def compress(
                 for block in moe.blocks:
                     layer = int(block.layer)
                     weights = [[float(a) for a in w] for w in plan_weights[layer]]
-                    merger.apply_block(
-                        block.experts,
-                        block.router,
-                        int(block.num_experts),
-                        plan_groups[layer],
-                        weights,
-                        merge_router=recipe.option("router") == "merge",
-                    )
+                    targets = merge_targets(block, merge_router=recipe.option("router") == "merge")
+                    merger.apply(targets, plan_groups[layer], weights)
             if active:
                 if mode in ("mask",):
                     handles.append(moe.mask(active))

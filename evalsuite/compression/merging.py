@@ -57,45 +57,48 @@ def expert_indexed(module: torch.nn.Module, num_experts: int) -> dict[str, torch
     return found
 
 
+def merge_targets(block: object, *, merge_router: bool) -> list[tuple[torch.Tensor, int]]:
+    """(tensor, expert axis) pairs one merge must average: the MoE access layer's expert-indexed tensors
+    (so the in-place merge touches exactly what `MoEModel.merge` does), router ones only if asked."""
+    found = getattr(block, "tensors", None)
+    if found:
+        return [(et.tensor, et.axis) for et in found if et.role == "expert" or merge_router]
+    experts, router = block.experts, block.router  # type: ignore[attr-defined]
+    num = int(block.num_experts)  # type: ignore[attr-defined]
+    targets = [(t, 0) for t in expert_indexed(experts, num).values()]
+    if merge_router and router is not None:
+        targets += [(t, 0) for t in expert_indexed(router, num).values()]
+    return targets
+
+
 @dataclass
 class InPlaceMerge:
-    """Overwrites survivor rows with merged rows in the given tensors; `restore()` puts them back."""
+    """Overwrites survivor slices with merged slices in the given tensors; `restore()` puts them back."""
 
-    saved: list[tuple[torch.Tensor, int, torch.Tensor]] = field(default_factory=list)
+    saved: list[tuple[torch.Tensor, int, int, torch.Tensor]] = field(default_factory=list)
 
-    def merge_rows(self, tensor: torch.Tensor, group: Sequence[int], alpha: Sequence[float]) -> None:
+    def merge_rows(self, tensor: torch.Tensor, axis: int, group: Sequence[int], alpha: Sequence[float]) -> None:
         survivor = group[0]
         with torch.no_grad():
-            merged = sum(a * tensor[e].to(torch.float64) for a, e in zip(alpha, group, strict=True))
-            self.saved.append((tensor, survivor, tensor[survivor].detach().clone()))
-            tensor[survivor].copy_(merged.to(tensor.dtype))  # type: ignore[union-attr]
+            merged = sum(a * tensor.select(axis, e).to(torch.float64) for a, e in zip(alpha, group, strict=True))
+            target = tensor.data.select(axis, survivor)
+            self.saved.append((tensor.data, axis, survivor, target.clone()))
+            target.copy_(merged.to(tensor.dtype))  # type: ignore[union-attr]
 
-    def apply_block(
-        self,
-        experts: torch.nn.Module,
-        router: torch.nn.Module | None,
-        num_experts: int,
-        groups: Groups,
-        weights: list[list[float]],
-        *,
-        merge_router: bool,
-    ) -> None:
-        """Merge every group of size > 1 of one block (experts always, router rows if asked)."""
-        targets = list(expert_indexed(experts, num_experts).values())
-        if merge_router and router is not None:
-            targets += list(expert_indexed(router, num_experts).values())
+    def apply(self, targets: list[tuple[torch.Tensor, int]], groups: Groups, weights: list[list[float]]) -> None:
+        """Merge every group of size > 1 into its first member, in every target tensor."""
         for group, alpha in zip(groups, weights, strict=True):
             if len(group) < 2:
                 continue
-            for tensor in targets:
-                self.merge_rows(tensor, group, alpha)
+            for tensor, axis in targets:
+                self.merge_rows(tensor, axis, group, alpha)
 
     @property
     def nbytes(self) -> int:
-        return sum(old.numel() * old.element_size() for _, _, old in self.saved)
+        return sum(old.numel() * old.element_size() for *_, old in self.saved)
 
     def restore(self) -> None:
         with torch.no_grad():
-            for tensor, row, old in reversed(self.saved):
-                tensor[row].copy_(old)
+            for tensor, axis, row, old in reversed(self.saved):
+                tensor.select(axis, row).copy_(old)
         self.saved.clear()

@@ -201,7 +201,10 @@ def test_in_place_merge_restores_exactly() -> None:
     router = torch.nn.Linear(3, 4, bias=True)
     before = [t.detach().clone() for t in (experts.gate_up_proj, router.weight, router.bias)]
     m = merging.InPlaceMerge()
-    m.apply_block(experts, router, 4, [[1, 0], [2], [3]], [[0.75, 0.25], [1.0], [1.0]], merge_router=True)
+    block = SimpleNamespace(experts=experts, router=router, num_experts=4)
+    targets = merging.merge_targets(block, merge_router=True)
+    assert len(targets) == 3
+    m.apply(targets, [[1, 0], [2], [3]], [[0.75, 0.25], [1.0], [1.0]])
     assert torch.allclose(experts.gate_up_proj[1], 0.75 * before[0][1] + 0.25 * before[0][0])
     assert torch.allclose(router.weight[1], 0.75 * before[1][1] + 0.25 * before[1][0])
     assert torch.equal(experts.gate_up_proj[0], before[0][0])  # non-survivors untouched (masked later)
