@@ -159,6 +159,12 @@ class CaseFile(pytest.File):
         except EvalsuiteError as exc:
             raise self.CollectError(str(exc)) from None
         for case in cases:
+            first = gate.case_files.setdefault(case.key, self.path)
+            if first != self.path:
+                raise self.CollectError(
+                    f"{self.path}: case {case.id!r}: field 'id': suite {case.suite!r} already has a case "
+                    f"{case.id!r} in {first}; ids must be unique within a suite (they name its baselines)"
+                )
             yield CaseNode.from_parent(self, name=case.id, case=case)
 
 

@@ -9,6 +9,7 @@ already did (a loop, a foreign word) is not blamed on the compressed model.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,12 +209,22 @@ def check_answer(x: CheckInput) -> Verdict:
     return Verdict(passed, base, new, "answer kept when the baseline had it", detail)
 
 
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+
+
+def extract_code(response: str) -> str:
+    """The code in a response: its fenced blocks (python or untagged) joined, else the text as is."""
+    blocks = [body for lang, body in _FENCE.findall(response) if lang.lower() in {"", "python", "py", "python3"}]
+    return "\n\n".join(b.rstrip() for b in blocks) + "\n" if blocks else response
+
+
 def code_program(case: Case, response: str) -> dict[str, Any]:
     """How a code case's response is run: after the prompt (a completion of the given signature),
-    or alone when it (re)defines the entry point itself."""
+    or alone when it (re)defines the entry point itself (e.g. a chat answer with a fenced block)."""
+    code = extract_code(response)
     entry = case.entry_point
-    redefines = bool(entry) and f"def {entry}(" in response
-    return {"completion": response, "include_prompt": not redefines}
+    standalone = code is not response or (bool(entry) and f"def {entry}(" in code)
+    return {"completion": code, "include_prompt": not standalone}
 
 
 def check_code(x: CheckInput) -> Verdict:

@@ -124,6 +124,7 @@ class Gate:
     def __init__(self, settings: GateSettings) -> None:
         self.settings = settings
         self.cases: dict[str, Case] = {}
+        self.case_files: dict[str, Path] = {}  # case key -> the file that defined it (ids unique per suite)
         self.wanted: dict[str, list[str]] = {}  # variant label -> case keys, in registration order
         self.outcomes: list[CheckOutcome] = []
         self.timing = _Timing()
