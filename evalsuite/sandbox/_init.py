@@ -101,6 +101,22 @@ def _no_new_privs():
         layers.append("no-new-privs")
 
 
+def _drop_capabilities():
+    """Namespace root without a second uid to switch to (unprivileged host user): empty the bounding
+    set and lock "root gets capabilities on exec" off, so the code runs with no capabilities and
+    cannot undo the mounts or touch the network namespace."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, pr_set_securebits = 24, 28
+    for cap in range(64):
+        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0 and ctypes.get_errno() != 22:  # EINVAL: no such cap
+            raise OSError(ctypes.get_errno(), f"PR_CAPBSET_DROP {cap}")
+    # SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | ..._LOCKED
+    if libc.prctl(pr_set_securebits, 0x1 | 0x2 | 0x4 | 0x8, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_SECUREBITS")
+
+
 def _sweep(uid):
     """Kill every process of the throw-away uid: a helper with that uid sends kill(-1, SIGKILL)."""
     pid = os.fork()
@@ -146,6 +162,8 @@ if child == 0:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
+        elif os.geteuid() == 0:
+            _drop_capabilities()
         os.chdir(wd)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": wd, "TMPDIR": wd}
         py = cfg["python"]
@@ -159,6 +177,8 @@ if child == 0:
 layers.append("rlimits")
 if uid is not None:
     layers.append("uid-drop")
+elif os.geteuid() == 0:
+    layers.append("no-capabilities")
 deadline = start + cfg["timeout_s"]
 status = None
 timed_out = False

@@ -8,9 +8,12 @@ namespaces (throw-away uid + rlimits + hook), the fallback for machines where un
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,9 +76,24 @@ def test_memory_bomb_fails(mode: dict[str, bool]) -> None:
     assert "memory" in r.reason.lower() or r.status == "killed"
 
 
-def test_cannot_write_or_delete_outside(tmp_path: Path, mode: dict[str, bool]) -> None:
+@pytest.fixture(params=["private", "world-writable"])
+def target_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """pytest's tmp_path (private to root), and a world-writable dir where only the sandbox itself,
+    not file permissions, can stop the code."""
+    if request.param == "private":
+        yield tmp_path
+        return
+    d = Path(tempfile.mkdtemp(prefix="evalsuite-test-"))
+    os.chmod(d, 0o777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_cannot_write_or_delete_outside(target_dir: Path, mode: dict[str, bool]) -> None:
+    tmp_path = target_dir
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
+    os.chmod(victim, 0o666)
     new_file = tmp_path / "created.txt"
     code = (
         "import os, shutil\n"
