@@ -169,3 +169,30 @@ def test_profile_and_dead_curve(loaded, calib_file: Path) -> None:
     )
     dead = [row["dead"] for row in curve]
     assert dead == sorted(dead, reverse=True)  # more prompts never reveal more dead experts
+
+
+def test_stats_cache_reuses_one_pass_and_notices_changes(loaded, calib) -> None:
+    model = loaded.model
+    cache = StatsCache()
+    for text in ("reap:0.25", "ean:0.5", "merge-cka-uniform:6", "soft-count:0.25,apply=soft"):
+        with compress(model, loaded.tokenizer, text, calibration=calib, cache=cache):
+            pass
+    assert (cache.misses, cache.hits) == (1, 3)
+    # statistics of a masked model are not those of the original: the nested recipe needs its own pass
+    with (
+        compress(model, loaded.tokenizer, "reap:0.25", calibration=calib, cache=cache),
+        compress(model, loaded.tokenizer, "ean:0.25", calibration=calib, cache=cache),
+    ):
+        pass
+    assert cache.misses == 2
+    router = next(p for n, p in model.named_parameters() if n.endswith("gate.weight"))
+    old = router[0, 0].item()
+    with torch.no_grad():
+        router[0, 0] = old + 1.0
+    try:
+        with compress(model, loaded.tokenizer, "reap:0.25", calibration=calib, cache=cache):
+            pass
+        assert cache.misses == 3  # weights changed in place: a new pass
+    finally:
+        with torch.no_grad():
+            router[0, 0] = old
