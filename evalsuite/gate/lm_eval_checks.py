@@ -175,7 +175,8 @@ def _task_folder(template: dict[str, Any], records: list[dict[str, Any]]) -> Ite
         data = folder / "data.jsonl"
         with data.open("w", encoding="utf-8") as fh:
             for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                # ASCII JSON: U+2028/U+0085 and friends cannot be mistaken for line breaks by any reader.
+                fh.write(json.dumps(rec, ensure_ascii=True) + "\n")
         config = dict(template)
         config["dataset_kwargs"] = {
             "data_files": {"test": str(data)},
@@ -277,6 +278,16 @@ def _run_task(
     return samples, lm
 
 
+def _check_unicode(text: str, where: str) -> None:
+    """Lone surrogates (e.g. from a bad decode) can be neither tokenized nor stored; name the culprit."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LmEvalInputError(
+            f"{where} is not valid Unicode text (lone surrogate {text[exc.start]!r} at offset {exc.start})"
+        ) from None
+
+
 def perplexity_per_doc(
     model: Any,
     tokenizer: Any,
@@ -295,6 +306,7 @@ def perplexity_per_doc(
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise LmEvalInputError(f"texts[{i}] must be a non-empty string, got {text!r:.80}")
+        _check_unicode(text, f"texts[{i}]")
         records.append({"id": str(i), "text": text})
     if not records:
         return []
@@ -354,6 +366,8 @@ def mc_per_item(
             raise LmEvalInputError(f"{name}: 'choices' must be >= 2 non-empty strings, got {choices!r:.120}")
         if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
             raise LmEvalInputError(f"{name}: 'gold' must be an int in [0, {len(choices)}), got {gold!r}")
+        for field_name, value in [("context", context), *((f"choices[{j}]", c) for j, c in enumerate(choices))]:
+            _check_unicode(value, f"{name}: {field_name!r}")
         records.append({"id": str(item.get("id", i)), "context": context, "choices": list(choices), "gold": gold})
     if not records:
         return []

@@ -14,6 +14,8 @@ import re
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
@@ -203,3 +205,29 @@ def test_empty_inputs(model, tokenizer) -> None:
         lec.perplexity_per_doc(model, tokenizer, ["ok", "   "])
     with pytest.raises(lec.LmEvalInputError):
         lec.word_perplexity([])
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(
+        st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40).filter(str.strip),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_text_round_trips_through_lm_eval(model, tokenizer, texts: list[str]) -> None:
+    """Whatever the text (control characters, U+2028, braces, YAML/JSON syntax), lm-eval scores exactly it."""
+    docs = lec.perplexity_per_doc(model, tokenizer, texts, batch_size=4, max_length=16)
+    assert len(docs) == len(texts)
+    for doc, text in zip(docs, texts, strict=True):
+        assert doc.tokens == len(tokenizer(text)["input_ids"])
+        assert doc.words == len(re.split(r"\s+", text))
+        assert doc.bytes == len(text.encode("utf-8"))
+        assert math.isfinite(doc.loglikelihood) and doc.loglikelihood < 0
+
+
+def test_lone_surrogates_are_named(model, tokenizer) -> None:
+    with pytest.raises(lec.LmEvalInputError, match=r"texts\[1\].*surrogate"):
+        lec.perplexity_per_doc(model, tokenizer, ["fine", "bad \ud800 text"])
+    with pytest.raises(lec.LmEvalInputError, match=r"choices\[1\]"):
+        lec.mc_per_item(model, tokenizer, [{"context": "c", "choices": ["a", "b\udc80"], "gold": 0}])
