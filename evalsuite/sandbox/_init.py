@@ -187,7 +187,7 @@ while status is None:
         try:
             pid, st = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            pid, st = child, 0
+            pid, st = child, 1 << 8  # cannot happen; never report it as a pass
         if pid == 0:
             break
         if pid == child:

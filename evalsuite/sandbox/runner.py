@@ -7,6 +7,8 @@ API:
     run_tests(completion, prompt, tests, entry_point, *, include_prompt=True, **run_kwargs)
         -> SandboxResult        HumanEval-style: prompt + completion + tests (+ check(entry_point))
     build_program(completion, prompt, tests, entry_point, *, include_prompt=True) -> str
+    count_passing(completions, prompt, tests, entry_point, **run_kwargs) -> (n, c, results)
+        n samples, c of them passed: the input of metrics.passk.pass_at_k(n, c, k)
     isolation_report() -> dict          which kernel layers this machine provides (for --help / reports)
     SandboxResult(status, stdout, stderr, returncode, duration, reason, isolation)
         status: "passed" | "failed" | "timeout" | "killed" | "error"; .passed -> bool
@@ -43,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -380,3 +382,11 @@ def run_tests(
     """Run a completion against its tests in the sandbox; "passed" only if every assert held."""
     program = build_program(completion, prompt, tests, entry_point, include_prompt=include_prompt)
     return run_untrusted(program, **run_kwargs)
+
+
+def count_passing(
+    completions: Sequence[str], prompt: str, tests: str, entry_point: str, **run_kwargs: Any
+) -> tuple[int, int, list[SandboxResult]]:
+    """Run every sampled completion of one problem; (n, c) feed the unbiased pass@k estimator."""
+    results = [run_tests(c, prompt, tests, entry_point, **run_kwargs) for c in completions]
+    return len(results), sum(r.passed for r in results), results

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from seed_texts import MONAD_BASE, SPANISH_BASE, SPANISH_CJK, SPANISH_EN_SENTENCE
 
 from evalsuite.metrics.language import (
@@ -91,3 +93,10 @@ def test_kanji_only_sentence_is_not_misread_as_korean() -> None:
     # langdetect calls Han-only compounds Korean; script evidence decides instead.
     assert check_language("東京都知事選挙結果。今日はとても良い天気ですね。", "ja").passed
     assert not check_language("今日はとても良い天気ですね。我们明天去公园。", "zh").passed
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=200), st.sampled_from(["en", "es", "zh", "ja", "ru"]))
+def test_never_raises_and_counts_findings(text: str, lang: str) -> None:
+    r = check_language(text, lang)
+    assert r.value == len(r.data["findings"]) and r.passed == (r.value == 0)

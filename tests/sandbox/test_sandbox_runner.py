@@ -48,3 +48,14 @@ def test_build_program_appends_check_call() -> None:
     prog = build_program("    return a + b\n", PROMPT, TESTS_CHECK, "add")
     assert prog.startswith(PROMPT) and prog.rstrip().endswith("check(add)")
     assert "check(" not in build_program("    return 1\n", PROMPT, TESTS_ASSERTS, "add").split("assert")[-1]
+
+
+def test_count_passing_feeds_pass_at_k() -> None:
+    from evalsuite.metrics.passk import pass_at_k
+    from evalsuite.sandbox import count_passing
+
+    samples = ["    return a + b\n", "    return a - b\n", "    while True: pass\n"]
+    n, c, results = count_passing(samples, PROMPT, TESTS_CHECK, "add", timeout_s=1.0)
+    assert (n, c) == (3, 1)
+    assert [r.status for r in results] == ["passed", "failed", "timeout"]
+    assert abs(pass_at_k(n, c, 1) - 1 / 3) < 1e-12
