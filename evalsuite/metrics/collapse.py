@@ -6,7 +6,9 @@ API:
     longest_char_run(text) -> tuple[str, int]          the most repeated single character and its run
     degenerate_fraction(text, ...) -> float            share of characters inside loops / char runs
     check_collapse(text, *, min_chars=10, max_degenerate_fraction=0.2, max_char_run=25,
-                   max_period=20, min_repeats=3) -> CheckResult
+                   max_period=20, min_repeats=3, code_min_repeats=8) -> CheckResult
+        Loops inside fenced code need code_min_repeats; units made only of punctuation are left to
+        the character-run test ("-----" in a table is not a loop).
         value = degenerate fraction (1.0 for empty or too-short output), op "<=".
 
 Why a fraction of the text rather than "any repeat": answers legitimately repeat short phrases
@@ -50,7 +52,8 @@ def find_loops(
             while j + p <= n and words[j : j + p] == words[i : i + p]:
                 reps += 1
                 j += p
-            if reps >= need and not _is_sub_period(words[i : i + p]):
+            unit_has_word = any(w[0].isalnum() or w[0] == "_" for w in words[i : i + p])
+            if reps >= need and unit_has_word and not _is_sub_period(words[i : i + p]):
                 found.append((reps * p, i, p, reps))
                 i = j
             else:
@@ -67,6 +70,26 @@ def find_loops(
         loops.append(Loop(unit, period, reps, toks[start].start, toks[start + covered - 1].end))
     loops.sort(key=lambda lp: lp.start)
     return loops
+
+
+_FENCE_RE = re.compile(r"```.*?(?:```|$)|~~~.*?(?:~~~|$)", re.S)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _FENCE_RE.finditer(text)]
+
+
+def _loops_outside_code(
+    text: str, *, max_period: int, min_repeats: int, code_min_repeats: int
+) -> list[Loop]:
+    """Loops, where those inside fenced code need more repeats (``[0, 0, 0], [0, 0, 0]`` is normal code)."""
+    spans = _code_spans(text)
+    out = []
+    for lp in find_loops(text, max_period=max_period, min_repeats=min_repeats):
+        in_code = any(a <= lp.start < b for a, b in spans)
+        if not in_code or lp.repeats >= code_min_repeats:
+            out.append(lp)
+    return out
 
 
 def _is_sub_period(unit: list[str]) -> bool:
@@ -92,10 +115,17 @@ def _char_runs(text: str, max_char_run: int) -> list[tuple[int, int]]:
 
 
 def degenerate_fraction(
-    text: str, *, max_char_run: int = 25, max_period: int = 20, min_repeats: int = 3
+    text: str,
+    *,
+    max_char_run: int = 25,
+    max_period: int = 20,
+    min_repeats: int = 3,
+    code_min_repeats: int = 8,
 ) -> float:
     """Share of non-space characters that sit inside repetition loops or over-long character runs."""
-    spans = [(lp.start, lp.end) for lp in find_loops(text, max_period=max_period, min_repeats=min_repeats)]
+    loops = _loops_outside_code(text, max_period=max_period, min_repeats=min_repeats,
+                                code_min_repeats=code_min_repeats)
+    spans = [(lp.start, lp.end) for lp in loops]
     spans += _char_runs(text, max_char_run)
     return _covered(text, spans)
 
@@ -120,6 +150,7 @@ def check_collapse(
     max_char_run: int = 25,
     max_period: int = 20,
     min_repeats: int = 3,
+    code_min_repeats: int = 8,
 ) -> CheckResult:
     """Fail on empty / too-short output or when loops and character runs dominate the answer."""
     stripped = text.strip()
@@ -129,7 +160,8 @@ def check_collapse(
             "collapse", False, 1.0, max_degenerate_fraction, "<=",
             f"{what}: {stripped!r}", data={"length": len(stripped), "reason": "short"},
         )
-    loops = find_loops(text, max_period=max_period, min_repeats=min_repeats)
+    loops = _loops_outside_code(text, max_period=max_period, min_repeats=min_repeats,
+                                code_min_repeats=code_min_repeats)
     runs = _char_runs(text, max_char_run)
     frac = _covered(text, [(lp.start, lp.end) for lp in loops] + runs)
     passed = frac <= max_degenerate_fraction

@@ -51,3 +51,13 @@ def test_fraction_in_unit_interval(text: str) -> None:
     assert 0.0 <= degenerate_fraction(text) <= 1.0
     r = check_collapse(text)
     assert 0.0 <= r.value <= 1.0
+
+
+def test_code_and_markdown_are_not_loops() -> None:
+    code = (
+        "Here is the grid:\n```python\ngrid = [[0, 0, 0], [0, 0, 0], [0, 0, 0]]\n"
+        "assert f(1) == 1\nassert f(2) == 2\n```\n| a | b |\n|------|------|\n| 1 | 2 |\nDone... really......"
+    )
+    assert check_collapse(code).passed, check_collapse(code).detail
+    stuck = "Here is the code:\n```python\n" + "x = x + 1\n" * 12 + "```\n"
+    assert not check_collapse(stuck).passed
