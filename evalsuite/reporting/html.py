@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import itertools
 import math
 import os
 import re
@@ -57,6 +58,7 @@ pre.resp { white-space: pre-wrap; overflow-wrap: anywhere; background: var(--bg2
 pre.resp.none { color: var(--muted); font-style: italic; }
 details { margin: .4em 0; } summary { cursor: pointer; }
 details > .card, details > table, details > details { margin-left: 1.2em; }
+mark { background: #fff8c5; outline: 1px solid #d4a72c; }
 footer { margin-top: 2em; color: var(--muted); font-size: 12px; }
 """
 
@@ -115,18 +117,34 @@ def _response_pairs(group: Sequence[CheckOutcome]) -> list[tuple[str | None, str
     return [(b, n, checks) for (b, n), checks in pairs.items()]
 
 
+def _highlight_foreign(text: str, baseline: str | None) -> str:
+    """Escape `text`, marking letters of scripts the baseline response never used (a Han character in
+    a Spanish answer), so a reviewer sees the contamination at a glance."""
+    if not baseline:
+        return _esc(text)
+    from evalsuite.metrics.language import char_script
+
+    known = {char_script(ch) for ch in baseline} | {"Common", "Unknown"}
+    parts = []
+    for foreign, chunk in itertools.groupby(text, key=lambda ch: char_script(ch) not in known):
+        escaped = _esc("".join(chunk))
+        parts.append(f'<mark title="script not in the baseline response">{escaped}</mark>' if foreign else escaped)
+    return "".join(parts)
+
+
 def _render_responses(group: Sequence[CheckOutcome]) -> Iterator[str]:
     pairs = _response_pairs(group)
     for baseline, new, checks in pairs:
         if len(pairs) > 1:
             yield f'<p class="muted">responses seen by: {_esc(", ".join(checks))}</p>'
         yield '<div class="responses">'
-        for label, text in (("Baseline response", baseline), ("New response", new)):
+        for label, text, is_new in (("Baseline response", baseline, False), ("New response", new, True)):
             yield f"<div><h4>{label}</h4>"
             if text is None:
                 yield '<pre class="resp none">(none)</pre></div>'
             else:
-                yield f'<pre class="resp">{_esc(text)}</pre></div>'
+                body = _highlight_foreign(text, baseline) if is_new else _esc(text)
+                yield f'<pre class="resp">{body}</pre></div>'
         yield "</div>"
 
 

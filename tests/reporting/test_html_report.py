@@ -191,6 +191,22 @@ def test_case_context_and_check_extras_are_shown() -> None:
     assert row[-1] == "new denial" + "lost_keywords=[scope]"
 
 
+def test_letters_of_a_script_the_baseline_never_used_are_marked() -> None:
+    outcome = _outcome(
+        "r",
+        "c",
+        "language",
+        False,
+        baseline_response="El clima está hermoso hoy y planeo ir a las montañas.",
+        new_response="El clima está hermoso hoy y我 plane <b>to</b> go hiking",
+    )
+    text = render_html_report([outcome], title="t", run_info={})
+    assert '<mark title="script not in the baseline response">我</mark> plane &lt;b&gt;to&lt;/b&gt;' in text
+    assert text.count("<mark ") == 1  # Latin letters, accents, spaces and punctuation are not marked
+    # the text a reader (or a copy-paste) gets is unchanged
+    assert outcome.new_response in _parse(text).pres
+
+
 def test_all_passing_and_empty_reports() -> None:
     ok = render_html_report([_outcome("r", "c", "collapse", True)], title="t", run_info=None)
     assert "PASSED: all 1 checks passed" in ok
