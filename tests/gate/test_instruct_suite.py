@@ -79,6 +79,12 @@ def test_translation_references_are_in_the_target_language_and_script(cases: lis
             assert kw.lower() in case.reference.lower(), f"{case.id}: keyword {kw!r} not in the reference"
 
 
+def test_long_answers_have_a_length_floor(cases: list[Case]) -> None:
+    for case in _by_domain(cases, "long_form"):
+        assert case.max_new_tokens and case.max_new_tokens >= 512, case.id
+        assert case.checks["collapse"]["min_chars"] >= 300, case.id
+
+
 def test_knowledge_cases_name_their_key_terms(cases: list[Case]) -> None:
     for case in _by_domain(cases, "knowledge"):
         assert case.keywords, f"{case.id}: an explanation case needs keywords that a good answer contains"
@@ -92,6 +98,8 @@ def test_math_and_reasoning_have_checkable_results(cases: list[Case]) -> None:
     for case in _by_domain(cases, "reasoning"):
         assert case.answer or case.keywords, case.id
         assert case.checks["length_ratio"]["min_ratio"] >= 0.6, "abbreviated reasoning must be caught"
+        # an absolute floor too: the seeds' truncated river-crossing answer had 206 characters
+        assert case.checks["collapse"]["min_chars"] >= 120, case.id
         if case.answer:
             assert case.answer not in case.prompt, f"{case.id}: the restated problem already contains the answer"
 
