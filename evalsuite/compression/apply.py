@@ -332,10 +332,18 @@ def _prune(
         )
         if scope == "global":
             n = per_round_total[r] if r < len(per_round_total) else 0
-            new = selection.select_global(scores, n, min_keep=top_k, already=drop)
+            new = selection.select_global(scores, n, min_keep=top_k, already=drop, num_experts=experts)
         else:
             counts = [p[r] if r < len(p) else 0 for p in per_round_layer]
-            new = selection.select_layerwise(scores, counts, min_keep=top_k, already=drop)
+            new = selection.select_layerwise(
+                scores,
+                counts,
+                min_keep=top_k,
+                already=drop,
+                num_experts=experts,
+                expert_groups=[int(getattr(b, "n_group", 1) or 1) for b in moe.blocks],
+                labels=layers,
+            )
         history.append({str(layers[row]): sorted(set(new[row]) - set(drop[row])) for row in new})
         drop = new
     return drop, scores, history if rounds > 1 else []
@@ -363,12 +371,34 @@ def _merge_plan(
         sim = similarity_matrix(
             str(recipe.similarity), outputs=outputs, experts=block.experts, num_experts=experts[row]
         )
-        found = group_experts(
-            sim, experts[row] - removals[row], algorithm=recipe.option("grouping"), seed=recipe.option("seed")
+        found = _group_within(
+            sim, experts[row] - removals[row], int(getattr(block, "n_group", 1) or 1), recipe, block.layer
         )
         counts = stats.counts[row] if stats is not None else torch.zeros(experts[row])
         groups[row], weights[row] = plan_merge(found, counts, str(recipe.weighting))
     return groups, weights
+
+
+def _group_within(sim: torch.Tensor, n_groups: int, expert_groups: int, recipe: Recipe, layer: int) -> list[list[int]]:
+    """Group experts; for group-limited routers (n_group > 1) only within each expert group, the same
+    number of merged experts per group, so the router's group structure survives."""
+    algorithm, seed = recipe.option("grouping"), recipe.option("seed")
+    if expert_groups <= 1:
+        return group_experts(sim, n_groups, algorithm=algorithm, seed=seed)
+    experts = sim.shape[0]
+    if n_groups % expert_groups or experts % expert_groups:
+        raise InvalidRecipeError(
+            f"layer {layer}: the router selects among {expert_groups} expert groups, so the {n_groups} experts "
+            f"left after merging must split evenly across groups; use a multiple of {expert_groups}"
+        )
+    size = experts // expert_groups
+    out: list[list[int]] = []
+    for g in range(expert_groups):
+        members = list(range(g * size, (g + 1) * size))
+        sub = sim[g * size : (g + 1) * size, g * size : (g + 1) * size]
+        for cluster in group_experts(sub, n_groups // expert_groups, algorithm=algorithm, seed=seed):
+            out.append([members[i] for i in cluster])
+    return sorted(out, key=lambda c: c[0])
 
 
 def compress(

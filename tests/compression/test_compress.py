@@ -196,3 +196,38 @@ def test_stats_cache_reuses_one_pass_and_notices_changes(loaded, calib) -> None:
     finally:
         with torch.no_grad():
             router[0, 0] = old
+
+
+def test_group_limited_router_deepseek_v3() -> None:
+    """Bias-selected, group-limited routing: selection drops evenly per expert group, masked == physical."""
+    from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
+
+    from evalsuite.compression.calibration import CalibrationSet
+
+    config = DeepseekV3Config(
+        vocab_size=64, hidden_size=32, intermediate_size=64, moe_intermediate_size=16, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=4, n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
+        n_group=2, topk_group=1, first_k_dense_replace=1, q_lora_rank=None, kv_lora_rank=16, qk_rope_head_dim=4,
+        qk_nope_head_dim=4, v_head_dim=8, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = DeepseekV3ForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            if "e_score_correction_bias" in name:
+                tensor.normal_(0, 0.1)
+    generator = torch.Generator().manual_seed(0)
+    calib = CalibrationSet("random", [torch.randint(0, 64, (32,), generator=generator).tolist() for _ in range(8)], 0)
+    ids = torch.randint(0, 64, (1, 20), generator=generator)
+    before = _logits(model, ids)
+    for text in ["reap:0.5", "merge-cka-uniform:4"]:
+        with compress(model, None, text, calibration=calib) as result:
+            masked = _logits(model, ids)
+            for row in result.record["layers"]:  # two expert groups of 4: two experts leave each
+                assert sum(e < 4 for e in row["removed"]) == 2
+        physical = compress(model, None, parse_recipe(text).with_options(apply="remove"), calibration=calib)
+        assert not torch.equal(masked, before)
+        torch.testing.assert_close(_logits(physical.model, ids), masked, atol=2e-5, rtol=1e-4)
+        assert torch.equal(_logits(model, ids), before)
+    with pytest.raises(InvalidRecipeError, match="layer 1: the router selects among 2 expert groups"):
+        compress(model, None, "reap:0.375", calibration=calib)
