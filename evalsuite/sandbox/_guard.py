@@ -41,6 +41,16 @@ def _install_hook(wd, scratch):
         "os.chroot", "sys._current_frames", "os.setuid", "os.setgid", "pty.spawn",
     }
 
+    # _posixsubprocess.fork_exec starts programs without any audit event (they would run unhooked):
+    # replace it before the code can import it (subprocess stays importable, Popen is refused).
+    import _posixsubprocess
+
+    def _no_fork_exec(*_args, **_kwargs):
+        raise PermissionError("sandbox: starting programs is not allowed")
+
+    _posixsubprocess.fork_exec = _no_fork_exec
+    blocked_modules = {"_ctypes", "_xxsubinterpreters"}
+
     def inside(p):
         if isinstance(p, int):
             return True  # an fd we already hold
@@ -81,6 +91,8 @@ def _install_hook(wd, scratch):
             addr = args[1] if len(args) > 1 else None
             if not isinstance(addr, (str, bytes)) or not inside(addr):
                 raise PermissionError("sandbox: network access is not allowed")
+        elif event == "import" and args and args[0] in blocked_modules:
+            raise ImportError(f"sandbox: importing {args[0]} is not allowed")
         elif event == "os.kill" and args[0] != getpid():
             raise PermissionError("sandbox: signalling other processes is not allowed")
 

@@ -91,6 +91,19 @@ def _world_usable(path: str) -> bool:
         return False
 
 
+def _work_base(drop_uid: bool) -> str | None:
+    """Where work dirs go: the usual temp dir, unless the throw-away uid could not reach it."""
+    base = tempfile.gettempdir()
+    if not drop_uid:
+        return base
+    for cand in (base, "/tmp", "/var/tmp", "/dev/shm"):
+        p = Path(cand)
+        with contextlib.suppress(OSError):
+            if p.is_dir() and all(d.stat().st_mode & stat.S_IXOTH for d in [p, *p.parents]):
+                return cand
+    return base
+
+
 @functools.lru_cache(maxsize=4)
 def _pick_python(drop_uid: bool) -> str:
     """The interpreter for untrusted code: ours if the sandbox uid can run it, else a system one."""
@@ -226,7 +239,7 @@ def run_untrusted(
     interp = python or _pick_python(uid is not None)
     init_src, guard_src = _sources()
 
-    workdir = tempfile.mkdtemp(prefix="evalsuite-sbx-")
+    workdir = tempfile.mkdtemp(prefix="evalsuite-sbx-", dir=_work_base(uid is not None))
     status_r, status_w = os.pipe()
     t0 = time.monotonic()
     try:
