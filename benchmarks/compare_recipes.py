@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from evalsuite.model.moe import MoEModel
 
 from evalsuite.compression import (
     calibration_batches,
@@ -37,9 +36,11 @@ from evalsuite.compression import (
     profile_model,
 )
 from evalsuite.compression.calibration import LANGUAGES, heldout_dir, heldout_split, read_jsonl
+from evalsuite.errors import InvalidRecipeError
 from evalsuite.metrics.diversity import distinct_n
 from evalsuite.model.generation import encode_prompt, generate_greedy
 from evalsuite.model.loading import configure_torch, load_model
+from evalsuite.model.moe import MoEModel
 
 ROOT = Path(__file__).resolve().parents[1]
 PRUNE = ["frequency", "soft-count", "gate-sum", "ean", "reap", "importance", "random"]
@@ -239,6 +240,8 @@ def main() -> None:
             flush=True,
         )
 
+    domain = calibration_domain(model, tok, args)
+
     # the masked variant must be gone: the original's perplexity is back
     after_ppl, _ = evaluate_nll(model, eval_batches)
     assert abs(after_ppl - base_ppl) < 1e-6 * base_ppl, (after_ppl, base_ppl)
@@ -250,6 +253,7 @@ def main() -> None:
         moe,
         rows,
         prof,
+        domain,
         curve,
         calib,
         evaluation,
@@ -259,6 +263,52 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     print(f"wrote {args.out}; stats cache hits {default_stats_cache.hits}, misses {default_stats_cache.misses}")
+
+
+def calibration_domain(model: torch.nn.Module, tok: Any, args: Any) -> list[str]:
+    """English-only vs diverse calibration (seed 002: the calibration domain decides what survives).
+
+    Per criterion and ratio: perplexity on the English and on the non-English evaluation halves, and in
+    how many layers the removed experts differ between the two calibrations."""
+    budget = max(512, args.eval_tokens // 4)
+    evals = {}
+    for lang in LANGUAGES:
+        try:
+            evals[lang] = list(calibration_batches(lang, tok, token_budget=budget, part="eval"))
+        except InvalidRecipeError:
+            continue
+    if "en" not in evals or len(evals) < 2:
+        return ["(skipped: needs English and other-language evaluation text)"]
+    calib_sets = {
+        name: calibration_batches(name, tok, token_budget=args.calib_tokens) for name in ("english", "diverse")
+    }
+
+    def ppl_split(m: torch.nn.Module) -> tuple[float, float]:
+        en = evaluate_nll(m, evals["en"])[0]
+        others = [evaluate_nll(m, b)[0] for lang, b in evals.items() if lang != "en"]
+        return en, statistics.fmean(others)
+
+    base_en, base_other = ppl_split(model)
+    lines = [
+        "| recipe | calibration | PPL English | PPL other languages (mean) | layers whose removed set differs |",
+        "|---|---|---:|---:|---:|",
+        f"| original | - | {base_en:.2f} | {base_other:.2f} | - |",
+    ]
+    methods = ["reap", "frequency"] if not args.quick else ["reap"]
+    for method in methods:
+        for ratio in args.ratios:
+            removed = {}
+            for name, calib in calib_sets.items():
+                text = f"{method}:{ratio:g}@{name}"
+                with compress(model, tok, text, calibration=calib) as result:
+                    en, other = ppl_split(result.model)
+                    removed[name] = [sorted(r["removed"]) for r in result.record["layers"]]
+                diff = sum(a != b for a, b in zip(*removed.values(), strict=True)) if len(removed) == 2 else "-"
+                lines.append(
+                    f"| `{method}:{ratio:g}` | {name} | {en:.2f} | {other:.2f} | "
+                    f"{f'{diff}/{len(removed[name])}' if name == 'diverse' else ''} |"
+                )
+    return lines
 
 
 def _find(rows: list[Row], recipe: str) -> Row | None:
@@ -308,6 +358,7 @@ def write_markdown(
     moe: Any,
     rows: list[Row],
     prof: Any,
+    domain: list[str],
     curve: list,
     calib: Any,
     evaluation: Any,
@@ -372,6 +423,13 @@ def write_markdown(
         "| prompts | dead experts | share |",
         "|---:|---:|---:|",
         *[f"| {int(c['prompts_available'])} | {c['dead']}/{c['experts']} | {c['dead_fraction']:.1%} |" for c in curve],
+        "",
+        "## Calibration domain: English-only vs diverse",
+        "",
+        "Same criterion and ratio, calibrated on `english` (English prose + prompts) or `diverse` (all languages, "
+        "arithmetic, translation); perplexity on the evaluation halves.",
+        "",
+        *domain,
         "",
         "## Records (experts removed per layer; merges: groups, survivor first)",
         "",
