@@ -3,7 +3,7 @@
 API:
     length_ratio(text, baseline, *, unit="chars") -> float      len(text) / len(baseline)
     check_length_ratio(text, baseline, *, min_ratio=0.5, max_ratio=3.0, unit="chars") -> CheckResult
-        value = ratio, threshold = min_ratio (op ">="); max_ratio is reported in data and also enforced.
+        value = ratio; threshold/op = min_ratio ">=" (or max_ratio "<=" when the answer grew too much).
 
 Why: a pruned model cut a 1,119-character worked solution to 206 characters (ratio 0.18) and passed
 every length-floor test; only a comparison with the baseline's own length catches that.

@@ -225,3 +225,24 @@ def test_disk_filling_is_bounded() -> None:
     assert r.passed, r.stderr
     assert int(r.stdout) < 5  # 16 MB of 4 MB files, then "no space left"
     assert "tmpfs-workdir" in r.isolation and "readonly-fs" in r.isolation
+
+
+def test_hook_refuses_starting_programs_and_ctypes() -> None:
+    code = (
+        "import os, subprocess\n"
+        "refused = []\n"
+        "def attempt(name, fn):\n"
+        "    try:\n"
+        "        fn()\n"
+        "    except (OSError, ImportError):\n"
+        "        refused.append(name)\n"
+        "attempt('run', lambda: subprocess.run(['true']))\n"
+        "attempt('system', lambda: os.system('true'))\n"
+        "attempt('execv', lambda: os.execv('/bin/true', ['true']))\n"
+        "attempt('fork_exec', lambda: __import__('_posixsubprocess').fork_exec())\n"
+        "attempt('ctypes', lambda: __import__('ctypes'))\n"
+        "print(','.join(refused))\n"
+    )
+    r = run_untrusted(code, audit_hook=True, **FAST)
+    assert r.passed, r.stderr
+    assert r.stdout.strip() == "run,system,execv,fork_exec,ctypes"
