@@ -5,7 +5,9 @@ Application modes (recipe option `apply`):
   which handles bias-selected routers). Merges write the merged weights into each group's survivor and
   mask the other members; this computes the same function as physical merging. Cost: the mask state plus
   a copy of the survivors' old rows - never a copy of the model.
-- soft: the pruned experts' router rows are scaled by `factor` (down-weighted, not removed); reversible.
+- soft: the pruned experts' router weight rows are multiplied by `factor` (`MoEModel.scale_router_rows`):
+  their logits shrink toward 0, so they lose the tokens they won by a margin but stay selectable; a
+  soft, reversible alternative to masking (factor=0 gives logit 0, not a mask).
 - zero: the pruned experts output zero but still take router slots (seed 001's "zeroed out" experts).
 - remove: physical removal / merging on a *deep copy* of the model; the model you passed is never
   touched, `result.model` is the smaller copy and `restore()` just releases it.
@@ -290,7 +292,8 @@ def _check_amounts(recipe: Recipe, experts: list[int], top_k: list[int], layers:
                 f"keep at least {k} (ratio <= {(e - k) / e:.3f})"
             )
         removals.append(n)
-    if recipe.option("scope") == "layer" and not any(removals):
+    total = sum(removals) if recipe.ratio is None else int(recipe.ratio * sum(experts) + 0.5)
+    if (recipe.option("scope") == "layer" and not any(removals)) or total == 0:
         warnings.warn(
             f"{recipe.short} removes no expert from layers of {sorted(set(experts))} experts (ratio rounds to 0); "
             "the variant equals the original. Use a larger ratio or scope=global",
@@ -430,11 +433,14 @@ def compress(
         plan_groups = {int(r["layer"]): r.get("groups") for r in record["layers"]}
         plan_weights = {int(r["layer"]): r.get("weights") for r in record["layers"]}
     else:
-        if _needs_stats(recipe) and stats is None:
-            if calibration is None:
-                if tokenizer is None:
-                    raise InvalidRecipeError(f"{recipe.short} needs calibration data, so pass a tokenizer")
-                calibration = calibration_batches(recipe.calibration, tokenizer, token_budget=recipe.option("tokens"))
+        needs = _needs_stats(recipe)
+        iterative = needs and recipe.option("schedule") == "iterative"
+        if needs and (stats is None or iterative) and calibration is None:
+            # iterative schedules re-estimate on the partly pruned model, so they need the data itself
+            if tokenizer is None:
+                raise InvalidRecipeError(f"{recipe.short} needs calibration data, so pass a tokenizer")
+            calibration = calibration_batches(recipe.calibration, tokenizer, token_budget=recipe.option("tokens"))
+        if needs and stats is None:
             stats = (cache or default_stats_cache).get_or_collect(model, calibration)
         if calibration is not None:
             calib_info = calibration.describe()

@@ -150,6 +150,12 @@ def test_export_round_trips(loaded, calib, probe, tmp_path: Path) -> None:
     reloaded = AutoModelForCausalLM.from_pretrained(folder).eval()
     assert reloaded.config.num_experts == 6
     torch.testing.assert_close(_logits(reloaded, probe), expected, atol=2e-5, rtol=1e-4)
+    with compress(model, loaded.tokenizer, "reap:0.25,apply=soft,factor=0.2", calibration=calib) as result:
+        expected = _logits(model, probe)
+        folder = result.save(tmp_path / "soft")
+    soft = AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert soft.config.num_experts == 8
+    torch.testing.assert_close(_logits(soft, probe), expected, atol=1e-6, rtol=1e-6)
     with compress(model, loaded.tokenizer, "reap:0.25,scope=global", calibration=calib) as result:
         if len({len(r["removed"]) for r in result.record["layers"]}) > 1:
             with pytest.raises(InvalidRecipeError, match="one expert count"):
