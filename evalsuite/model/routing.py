@@ -1,0 +1,248 @@
+"""Routing statistics from the model's actual routing decisions.
+
+Why hooks on ``experts``: the decision a router finally makes (after logit/selection biases, expert
+groups, renormalisation and scaling) is exactly what the block hands to its ``experts`` module as
+``(hidden, top_k_index, top_k_weights)``. Reading it there needs no per-architecture code and cannot
+drift from what the model computes. Expert outputs f_j(x) come from calling that same ``experts``
+module with top-1 index j and weight 1, which gives EAN and REAP (mean over routed tokens of
+g_j(x)·||f_j(x)||) through the model's own kernels.
+
+Padding: ``attention_mask`` is flattened like the hidden states (``[B, S] -> [B*S]``), and padded
+positions are excluded from every statistic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from evalsuite.errors import UnsupportedModelError
+from evalsuite.model._router_tap import tap_router
+from evalsuite.model.moe import MoEBlock, MoEModel, _bind_experts_args
+
+__all__ = ["RoutingStats", "collect_routing_stats", "capture_routing"]
+
+
+@dataclass
+class RoutingStats:
+    """Accumulated routing statistics; ``[L, E]`` float64 tensors, row i = MoE layer ``layers[i]``.
+
+    ``E`` is the largest expert count over the MoE layers (rows of smaller layers are zero-padded).
+    """
+
+    layers: list[int]
+    num_experts: list[int]
+    top_k: list[int]
+    counts: torch.Tensor
+    top1_counts: torch.Tensor
+    gate_sum: torch.Tensor
+    prob_sum: torch.Tensor
+    ean_sum: torch.Tensor
+    reap_sum: torch.Tensor
+    top1_conf_sum: torch.Tensor
+    tokens: int = 0
+    expert_outputs: list[torch.Tensor] = field(default_factory=list)
+
+    def row(self, layer: int) -> int:
+        """Row index of decoder layer ``layer`` (rows skip dense layers)."""
+        return self.layers.index(layer)
+
+    @staticmethod
+    def _mean(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        return torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))
+
+    @property
+    def frequency(self) -> torch.Tensor:
+        """Fraction of unpadded tokens routed to each expert."""
+        return self.counts / max(self.tokens, 1)
+
+    @property
+    def reap(self) -> torch.Tensor:
+        """REAP saliency: mean over routed tokens of g_j(x)·||f_j(x)|| (0 for never-routed experts)."""
+        return self._mean(self.reap_sum, self.counts)
+
+    @property
+    def ean(self) -> torch.Tensor:
+        """Mean expert output norm over routed tokens (0 for never-routed experts)."""
+        return self._mean(self.ean_sum, self.counts)
+
+    @property
+    def mean_gate(self) -> torch.Tensor:
+        """Mean routing weight over routed tokens."""
+        return self._mean(self.gate_sum, self.counts)
+
+    @property
+    def soft_count(self) -> torch.Tensor:
+        """Mean router probability per token (``prob_sum / tokens``)."""
+        return self.prob_sum / max(self.tokens, 1)
+
+
+class capture_routing:  # noqa: N801 - used like a function in ``with`` statements
+    """Context manager recording every ``experts`` call of ``block``: (hidden, index, weights, output).
+
+    Used by tests and by :func:`collect_routing_stats`' callers that need raw decisions.
+    """
+
+    def __init__(self, block: MoEBlock) -> None:
+        self.block = block
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._handle: Any = None
+
+    def __enter__(self) -> capture_routing:
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            bound = _bind_experts_args(module, args, kwargs)
+            if bound is not None:
+                h, i, w = bound
+                self.calls.append((h.detach(), i.detach(), w.detach(), output.detach()))
+
+        self._handle = self.block.experts.register_forward_hook(hook, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()
+
+
+class _LayerAccumulator:
+    def __init__(self, block: MoEBlock, row: int, stats: RoutingStats, output_samples: int) -> None:
+        self.block = block
+        self.row = row
+        self.stats = stats
+        self.output_samples = output_samples
+        self.samples: list[torch.Tensor] = []
+        self.n_samples = 0
+        self.logits: list[torch.Tensor] = []
+        self.busy = False
+
+    def add(self, hidden: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, valid: torch.Tensor) -> None:
+        b, st, r = self.block, self.stats, self.row
+        hidden = hidden.reshape(-1, hidden.shape[-1])
+        if hidden.shape[0] != valid.numel():
+            raise UnsupportedModelError(
+                f"layer {b.layer}: experts saw {hidden.shape[0]} tokens but the attention mask has {valid.numel()}; "
+                "cannot tell padded tokens apart"
+            )
+        logits = self.logits[0] if self.logits else None
+        self.logits.clear()
+        h, idx, w = hidden[valid], index[valid], weights[valid].double()
+        n, k = idx.shape
+        if n == 0:
+            return
+        e = b.num_experts
+        flat = idx.reshape(-1).cpu()
+        flat_w = w.reshape(-1).cpu()
+        st.counts[r, :e] += torch.bincount(flat, minlength=e).double()
+        st.gate_sum[r, :e].index_add_(0, flat, flat_w)
+        pos = w.argmax(dim=-1, keepdim=True)
+        top1 = idx.gather(1, pos).reshape(-1).cpu()
+        st.top1_counts[r, :e] += torch.bincount(top1, minlength=e).double()
+        st.top1_conf_sum[r, :e].index_add_(0, top1, w.gather(1, pos).reshape(-1).cpu())
+        if logits is not None and logits.shape[0] == valid.numel():
+            z = logits[valid].double()
+            p = z.sigmoid() if b.score_fn == "sigmoid" else z.softmax(-1)
+            st.prob_sum[r, :e] += p.sum(0).cpu()
+        # per-expert outputs for routed (token, expert) pairs: one experts() call per used expert
+        token_of = torch.arange(n, device=idx.device).repeat_interleave(k)
+        flat_dev = idx.reshape(-1)
+        for j in torch.unique(flat).tolist():
+            sel = flat_dev == j
+            rows = token_of[sel]
+            out = b.expert_output(h[rows], j, weights.dtype)
+            norms = out.double().norm(dim=-1).cpu()
+            st.ean_sum[r, j] += norms.sum()
+            st.reap_sum[r, j] += (w.reshape(-1)[sel].cpu() * norms).sum()
+        if self.n_samples < self.output_samples:
+            take = h[: self.output_samples - self.n_samples]
+            self.samples.append(take)
+            self.n_samples += take.shape[0]
+
+    def finish(self) -> torch.Tensor:
+        b = self.block
+        if not self.samples:
+            return torch.zeros(b.num_experts, 0, 0)
+        x = torch.cat(self.samples)
+        outs = [b.expert_output(x, j).float().cpu() for j in range(b.num_experts)]
+        return torch.stack(outs)
+
+
+@torch.no_grad()
+def collect_routing_stats(
+    model: nn.Module | MoEModel,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+    *,
+    output_samples: int = 256,
+) -> RoutingStats:
+    """Run ``batches`` of ``(input_ids, attention_mask)`` and accumulate routing statistics per MoE layer.
+
+    ``expert_outputs[i]`` is ``[E, N, H]``: every expert of layer ``layers[i]`` applied to the same first
+    ``N <= output_samples`` unpadded tokens that reached that layer (inputs for CKA / cosine similarity).
+    Works with active masks (masked experts then get zero counts).
+    """
+    moe = model if isinstance(model, MoEModel) else MoEModel(model)
+    net = moe.model
+    blocks = moe.blocks
+    width = max(b.num_experts for b in blocks)
+
+    def zeros() -> torch.Tensor:
+        return torch.zeros(len(blocks), width, dtype=torch.float64)
+
+    stats = RoutingStats(
+        layers=[b.layer for b in blocks],
+        num_experts=[b.num_experts for b in blocks],
+        top_k=[b.top_k for b in blocks],
+        counts=zeros(),
+        top1_counts=zeros(),
+        gate_sum=zeros(),
+        prob_sum=zeros(),
+        ean_sum=zeros(),
+        reap_sum=zeros(),
+        top1_conf_sum=zeros(),
+    )
+    accs = [_LayerAccumulator(b, i, stats, output_samples) for i, b in enumerate(blocks)]
+    state: dict[str, torch.Tensor] = {}
+    handles: list[Any] = []
+
+    def make_hook(acc: _LayerAccumulator):  # noqa: ANN202
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            if acc.busy:  # our own expert_output() calls
+                return
+            bound = _bind_experts_args(module, args, kwargs)
+            if bound is None:
+                return
+            acc.busy = True
+            try:
+                acc.add(bound[0], bound[1], bound[2], state["valid"])
+            finally:
+                acc.busy = False
+
+        return hook
+
+    for acc in accs:
+        handles.append(acc.block.experts.register_forward_pre_hook(make_hook(acc), with_kwargs=True))
+        handles += tap_router(
+            acc.block.router, acc.block.router_weight.tensor, acc.block.num_experts, record=acc.logits.append
+        )
+    modes = {m: m.training for m in net.modules()}
+    net.eval()
+    try:
+        for input_ids, attention_mask in batches:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            device = next(net.parameters()).device
+            input_ids = input_ids.to(device)
+            attention_mask = attention_mask.to(device)
+            state["valid"] = attention_mask.reshape(-1).bool()
+            for acc in accs:
+                acc.logits.clear()
+            net(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            stats.tokens += int(attention_mask.sum())
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in modes.items():
+            m.training = training
+    stats.expert_outputs = [acc.finish() for acc in accs] if output_samples > 0 else []
+    return stats
