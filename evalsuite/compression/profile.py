@@ -210,6 +210,7 @@ def dead_curve_model(
     prompt_counts: Sequence[int] = (5, 10, 25, 50, 100),
     tokens_per_prompt: int = 128,
     dead_threshold: float = 0.01,
+    extra_thresholds: Sequence[float] = (),
 ) -> list[dict[str, float]]:
     """Dead experts after the first n prompts, for each n (seed 001: 30% dead at 5 prompts, 0.6% at 100).
 
@@ -244,4 +245,7 @@ def dead_curve_model(
     rows = dead_expert_curve(lambda n: cumulative[n], counts_sorted, dead_threshold=dead_threshold)
     for row, prefix in zip(rows, prefixes, strict=True):
         row["prompts_available"] = prefix.num_texts
+        row["tokens"] = prefix.tokens
+        for threshold in extra_thresholds:  # same counts, other dead rules (no extra pass)
+            row[f"dead@{threshold:g}"] = int(dead_mask(cumulative[row["prompts"]], threshold).sum())
     return rows
