@@ -50,6 +50,17 @@ MERGING_METHODS: dict[str, str] = {
     for w in MERGE_WEIGHTINGS
 }
 
+# Other spellings users type; the canonical name is what short forms and hashes use.
+ALIASES: dict[str, str] = {
+    "freq": "frequency",
+    "count": "frequency",
+    "soft": "soft-count",
+    "softcount": "soft-count",
+    "alpha": "gate-sum",
+    "gate": "gate-sum",
+    "rand": "random",
+}
+
 DEFAULT_CALIBRATION = "diverse"
 DEFAULT_TOKEN_BUDGET = 8192
 
@@ -76,6 +87,12 @@ def available_methods() -> list[str]:
 def describe_methods() -> dict[str, str]:
     """Method name -> one-line description (for `--help` texts and error messages)."""
     return {**PRUNING_METHODS, **MERGING_METHODS}
+
+
+def canonical_method(method: str) -> str:
+    """Lower-case, underscores as hyphens, aliases resolved (e.g. 'freq' -> 'frequency')."""
+    name = str(method).strip().lower().replace("_", "-")
+    return ALIASES.get(name, name)
 
 
 def _fail_method(method: str) -> InvalidRecipeError:
@@ -208,7 +225,7 @@ class Recipe:
         options = {k: _coerce_option(k, v) for k, v in options.items()}
         return _validated(
             cls(
-                method=str(data["method"]).strip().lower(),
+                method=canonical_method(data["method"]),
                 ratio=ratio,
                 target=target,
                 calibration=str(data.get("calibration") or DEFAULT_CALIBRATION),
@@ -307,7 +324,7 @@ def parse_recipe(text: str | Recipe) -> Recipe:
         if not calibration:
             raise InvalidRecipeError(f"recipe {raw!r} has an empty calibration set after '@'")
     if ":" not in head:
-        method = head.strip().lower()
+        method = canonical_method(head)
         if method not in PRUNING_METHODS and method not in MERGING_METHODS:
             raise _fail_method(method)
         raise InvalidRecipeError(
@@ -315,7 +332,7 @@ def parse_recipe(text: str | Recipe) -> Recipe:
             f"or {method}:COUNT (experts to keep per layer)"
         )
     method, amount = head.split(":", 1)
-    method = method.strip().lower()
+    method = canonical_method(method)
     if method not in PRUNING_METHODS and method not in MERGING_METHODS:
         raise _fail_method(method)
     ratio, target = _split_amount(amount)

@@ -35,6 +35,13 @@ def test_short_form_is_canonical_and_round_trips() -> None:
     assert parse_recipe("reap:0.25,apply=mask").hash == parse_recipe("reap:0.25").hash
 
 
+def test_aliases_resolve_to_canonical_names() -> None:
+    assert parse_recipe("freq:0.5") == parse_recipe("frequency:0.5")
+    assert parse_recipe("freq:0.5").short == "frequency:0.5"
+    assert parse_recipe("soft_count:0.5").method == "soft-count"
+    assert parse_recipe("Merge_CKA_Uniform:6").method == "merge-cka-uniform"
+
+
 def test_hash_distinguishes_recipes() -> None:
     hashes = {
         parse_recipe(t).hash
