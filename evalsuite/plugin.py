@@ -113,13 +113,13 @@ def _selects_gate(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
-    try:
-        settings = _settings(config)
-    except EvalsuiteError as exc:
-        raise pytest.UsageError(f"evalsuite: {exc}") from None
     from evalsuite.gate.runner import Gate
 
-    gate = Gate(settings)
+    try:
+        settings = _settings(config)
+        gate = Gate(settings)
+    except EvalsuiteError as exc:
+        raise pytest.UsageError(f"evalsuite: {exc}") from None
     config.stash[GATE_KEY] = gate
     prompts = settings.resolve(settings.prompts)
     if config.args_source == pytest.Config.ArgsSource.TESTPATHS and _selects_gate(config) and prompts.is_dir():

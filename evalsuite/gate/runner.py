@@ -205,7 +205,8 @@ class Gate:
             start = time.perf_counter()
             self._compression = compress(base.model, base.tokenizer, recipe)
             self.timing.compress_s += time.perf_counter() - start
-            active = ActiveModel(base.model, base.tokenizer, variant, f"{base.fingerprint}+{recipe.hash}",
+            model = getattr(self._compression, "model", None) or base.model  # apply=remove works on a copy
+            active = ActiveModel(model, base.tokenizer, variant, f"{base.fingerprint}+{recipe.hash}",
                                  record=getattr(self._compression, "record", None), path=base.path,
                                  fingerprint=f"{base.fingerprint[:16]}+{recipe.hash}")
         else:
