@@ -335,6 +335,26 @@ def perplexity_per_doc(
     return docs
 
 
+def _auto_delimiter(records: list[dict[str, Any]]) -> str:
+    """The delimiter the data implies; for a mix, bake " " into the choices of the items that need it.
+
+    An item "needs" a delimiter when its context ends in a non-space and its choices do not start with
+    whitespace; an empty context says nothing either way.
+    """
+    needs = [
+        None if not r["context"] else not (r["context"][-1].isspace() or all(c[0].isspace() for c in r["choices"]))
+        for r in records
+    ]
+    if not any(needs):
+        return ""
+    if all(n is not False for n in needs):
+        return " "
+    for rec, need in zip(records, needs, strict=True):
+        if need:
+            rec["choices"] = [" " + c for c in rec["choices"]]
+    return ""
+
+
 def mc_per_item(
     model: Any,
     tokenizer: Any,
@@ -343,12 +363,15 @@ def mc_per_item(
     batch_size: int = 8,
     max_length: int | None = None,
     add_bos_token: bool | None = None,
-    target_delimiter: str = " ",
+    target_delimiter: str | None = None,
 ) -> list[McItem]:
     """Per-item MC verdicts via lm-eval's ``multiple_choice`` (acc and acc_norm), in input order.
 
     Each item is ``{"context": str, "choices": list[str], "gold": int}`` (an ``id`` is kept if given).
-    Each choice is scored as ``target_delimiter + choice`` after the context, lm-eval's convention.
+    Each choice is scored as ``target_delimiter + choice`` after the context (lm-eval's convention).
+    ``None`` (default) picks it from the data: ``""`` when the choices already carry their leading
+    space (or the context ends in whitespace), as in this package's held-out ``mc-*.jsonl``, and
+    lm-eval's ``" "`` otherwise, so a choice is never scored with a doubled or a missing space.
     """
     records = []
     for i, item in enumerate(items):
@@ -371,6 +394,8 @@ def mc_per_item(
         records.append({"id": str(item.get("id", i)), "context": context, "choices": list(choices), "gold": gold})
     if not records:
         return []
+    if target_delimiter is None:
+        target_delimiter = _auto_delimiter(records)
     template = dict(_MC_TEMPLATE, target_delimiter=target_delimiter)
     samples, _ = _run_task(
         model,

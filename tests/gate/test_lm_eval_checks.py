@@ -152,6 +152,28 @@ def test_mc_picks_highest_loglikelihood_choice(model, tokenizer) -> None:
     assert lec.mc_accuracy(items) == sum(it.acc for it in items) / len(items)
 
 
+def test_mc_delimiter_follows_the_data(model, tokenizer) -> None:
+    """Held-out MC data carries the space in its choices (" fox"); lm-eval's default would double it."""
+    spaced = [
+        {"context": "the quick brown", "choices": [" fox jumps", " dog"], "gold": 0},
+        {"context": "el perro duerme", "choices": [" bajo el sol", " over the lazy dog"], "gold": 0},
+    ]
+    plain = [{"context": "def add(a, b):", "choices": ["return a + b", "monad"], "gold": 0}]
+
+    def oracle(item: dict, delimiter: str) -> list[float]:
+        return [_oracle_choice(model, tokenizer, item["context"], delimiter + c) for c in item["choices"]]
+
+    auto = lec.mc_per_item(model, tokenizer, spaced)
+    for it, raw in zip(auto, spaced, strict=True):
+        assert it.loglikelihoods == pytest.approx(oracle(raw, ""), abs=1e-3, rel=1e-5)
+    forced = lec.mc_per_item(model, tokenizer, spaced, target_delimiter=" ")
+    assert forced[0].loglikelihoods == pytest.approx(oracle(spaced[0], " "), abs=1e-3, rel=1e-5)
+    assert forced[0].loglikelihoods != pytest.approx(auto[0].loglikelihoods, abs=1e-3)
+    mixed = lec.mc_per_item(model, tokenizer, spaced + plain)
+    for it, raw, delimiter in zip(mixed, spaced + plain, ["", "", " "], strict=True):
+        assert it.loglikelihoods == pytest.approx(oracle(raw, delimiter), abs=1e-3, rel=1e-5)
+
+
 def test_results_do_not_depend_on_batch_size(model, tokenizer) -> None:
     one = lec.perplexity_per_doc(model, tokenizer, TEXTS, batch_size=1, max_length=16)
     many = lec.perplexity_per_doc(model, tokenizer, TEXTS, batch_size=5, max_length=16)
