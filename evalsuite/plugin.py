@@ -128,6 +128,22 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args.append(str(prompts))
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None:
+        return []
+    s = gate.settings
+    mode = "RECORD baselines of the base model" if s.update_baselines else "gate"
+    lines = [
+        f"evalsuite: {mode}; model {s.model or '(embedded default)'}; baselines {s.resolve(s.baselines)}; "
+        f"variants {', '.join(v.label for v in gate.variants)}"
+    ]
+    if s.update_baselines and (s.recipes or s.compressed):
+        lines.append("evalsuite: --evalsuite-update-baselines records the base model only; recipes and "
+                     "compressed checkpoints are not run in this session")
+    return lines
+
+
 def gate_of(config: pytest.Config):
     """The session's Gate (settings, variants, caches, outcomes)."""
     return config.stash[GATE_KEY]

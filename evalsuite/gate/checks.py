@@ -277,7 +277,7 @@ def check_mc(x: CheckInput) -> Verdict:
         _round(stats.base_accuracy),
         _round(stats.new_accuracy),
         f"McNemar p >= {tol.get('alpha')} and accuracy drop <= {tol.get('max_accuracy_drop')}",
-        f"{result.detail} ({stats.n} items; lost {stats.b}, gained {stats.c}; p={stats.p_value:.4g})",
+        result.detail,
         {"mcnemar_p": stats.p_value, "lost": stats.b, "gained": stats.c},
     )
 

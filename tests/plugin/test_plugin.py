@@ -80,19 +80,51 @@ def test_missing_baseline_fails_then_record_then_pass(project: pytest.Pytester):
     result.stdout.fnmatch_lines(["*stale baseline*greet.json: the case changed*"])
 
 
+DISCRIMINATIVE = """
+cases:
+  - {id: ppl-local, kind: perplexity, domain: prose, data: ppl.jsonl}
+  - {id: mc-local, kind: multiple_choice, domain: arithmetic, data: mc.jsonl}
+"""
+
+CUSTOM_TEST = """
+def test_variant_fixtures(evalsuite_model, evalsuite_base_model, evalsuite_baseline):
+    assert evalsuite_model.variant.label.startswith("ckpt:")
+    assert evalsuite_model.model is not evalsuite_base_model.model
+    assert evalsuite_baseline.fingerprint == evalsuite_base_model.fingerprint
+"""
+
+
+def _discriminative_data(folder: Path) -> None:
+    (folder / "disc.yaml").write_text(DISCRIMINATIVE, encoding="utf-8")
+    texts = ["the cat sat on the mat", "el perro duerme bajo el sol", "def add(a, b): return a + b"]
+    (folder / "ppl.jsonl").write_text("".join(json.dumps({"id": f"t{i}", "text": t}) + "\n"
+                                              for i, t in enumerate(texts)))
+    rows = [{"id": f"m{i}", "context": f"Q: {i}+1=?\nA:", "choices": [f" {i + 1}", f" {i + 2}"], "gold": 0}
+            for i in range(6)]
+    (folder / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def test_damaged_model_fails_on_named_checks(project: pytest.Pytester, damaged_path: Path):
-    assert project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider").ret == 0
+    pytest.importorskip("lm_eval")
+    pytest.importorskip("accelerate")
+    _discriminative_data(project.path / "prompts" / "demo")
+    project.makepyfile(test_custom=CUSTOM_TEST)
+    record = project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts")
+    record.assert_outcomes(passed=22)
+    record.stdout.fnmatch_lines(["evalsuite: RECORD baselines of the base model*"])
     result = project.runpytest(
-        "-m", "generative", "-p", "no:cacheprovider", f"--evalsuite-compressed={damaged_path}",
-        "--evalsuite-html=report/gate.html",
+        "-p", "no:cacheprovider", f"--evalsuite-compressed={damaged_path}", "--evalsuite-html=report/gate.html",
+        "prompts", "test_custom.py", "-rfp",
     )
     assert result.ret == 1
     out = result.stdout.str()
     label = f"ckpt:{damaged_path.name}"
-    assert f"divergence[{label}]" in out and "FAILED" in out
     for needle in ("evalsuite check failed: divergence", "baseline:", "new:", "tolerance:",
-                   "baseline response:", "new response:", "mean KL"):
+                   "baseline response:", "new response:", "mean KL",
+                   f"FAILED prompts/demo/basic.yaml::greet::divergence[{label}]",
+                   f"FAILED prompts/demo/disc.yaml::ppl-local::perplexity[{label}]"):
         assert needle in out
+    assert f"PASSED test_custom.py::test_variant_fixtures[{label}]" in out
     result.stdout.fnmatch_lines([f"{label} *FAIL*"])
     assert (project.path / "report" / "gate.html").is_file()
 
