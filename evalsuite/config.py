@@ -82,6 +82,8 @@ class GateSettings:
     compressed: list[str] = field(default_factory=list)
     recipes: list[str] = field(default_factory=list)
     prompts: str = "prompts"
+    # suite folders under `prompts` that `pytest -m generative` (no path given) runs; empty = all
+    suites: list[str] = field(default_factory=list)
     baselines: str = "baselines"
     html: str | None = None
     update_baselines: bool = False
@@ -126,7 +128,7 @@ class GateSettings:
                     )
             elif name in known:
                 expected = type(getattr(settings, name))
-                if name in {"compressed", "recipes"} and isinstance(value, str):
+                if name in {"compressed", "recipes", "suites"} and isinstance(value, str):
                     value = [value]
                 if getattr(settings, name) is not None and not isinstance(value, expected):
                     raise EvalsuiteError(

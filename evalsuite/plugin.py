@@ -49,6 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--evalsuite-baselines", metavar="DIR", help="baselines folder (default: baselines)")
     group.addoption("--evalsuite-prompts", metavar="DIR", help="prompt suites folder (default: prompts)")
+    group.addoption(
+        "--evalsuite-suite", metavar="NAME", action="append", default=None,
+        help="suite folder under the prompts folder to run when no path is given (repeatable; default: "
+        "`suites` of [tool.evalsuite], else all)",
+    )
     group.addoption("--evalsuite-html", metavar="PATH", help="write an HTML report of every check here")
     parser.addini("evalsuite_model", "base model checkpoint for the evalsuite gate", default="")
     parser.addini("evalsuite_prompts", "prompt suites folder for the evalsuite gate", default="")
@@ -79,6 +84,8 @@ def _settings(config: pytest.Config) -> GateSettings:
         settings.baselines = opt.evalsuite_baselines
     if opt.evalsuite_prompts:
         settings.prompts = opt.evalsuite_prompts
+    if opt.evalsuite_suite:
+        settings.suites = list(opt.evalsuite_suite)
     if opt.evalsuite_html:
         settings.html = opt.evalsuite_html
     settings.update_baselines = bool(opt.evalsuite_update_baselines)
@@ -123,9 +130,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[GATE_KEY] = gate
     prompts = settings.resolve(settings.prompts)
     if config.args_source == pytest.Config.ArgsSource.TESTPATHS and _selects_gate(config) and prompts.is_dir():
-        covered = any(prompts.is_relative_to(Path(a).resolve()) for a in config.args if Path(a).exists())
-        if not covered:
-            config.args.append(str(prompts))
+        wanted = [prompts / name for name in settings.suites] or [prompts]
+        for folder in wanted:
+            if not folder.is_dir():
+                raise pytest.UsageError(f"evalsuite: suite folder {folder} does not exist (suites = {settings.suites})")
+            covered = any(folder.is_relative_to(Path(a).resolve()) for a in config.args if Path(a).exists())
+            if not covered:
+                config.args.append(str(folder))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
