@@ -92,6 +92,7 @@ class GateSettings:
     trust_remote_code: bool = False
     max_new_tokens: int = 64
     batch_size: int = 8
+    threads: int = 1  # torch threads: 1 is fastest for small models on shared cores (BRIEF.md)
     top_k_logprobs: int = 8
     tolerances: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_TOLERANCES))
     rootdir: Path = field(default_factory=Path.cwd)

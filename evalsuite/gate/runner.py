@@ -129,6 +129,7 @@ class Gate:
         self.outcomes: list[CheckOutcome] = []
         self.timing = _Timing()
         self._base = None
+        self._base_error: EvalsuiteError | None = None
         self._store: BaselineStore | None = None
         self._active: ActiveModel | None = None
         self._compression = None
@@ -138,6 +139,7 @@ class Gate:
         self._values: dict[tuple[str, ...], dict[str, Any]] = {}
         self._baselines: dict[str, StoredBaseline | BaselineError] = {}
         self._recorded = False
+        self._failed_variants: dict[str, EvalsuiteError] = {}
         self.variants = self._variants()
 
     # -- setup -----------------------------------------------------------------------------------
@@ -164,13 +166,22 @@ class Gate:
     # -- models ----------------------------------------------------------------------------------
     def base(self):
         """The base (original) model, loaded once per session."""
+        if self._base_error is not None:  # a failed load is reported by every item, attempted once
+            raise self._base_error
         if self._base is None:
-            from evalsuite.model.loading import load_model
+            from evalsuite.model.loading import configure_torch, load_model
 
             start = time.perf_counter()
             s = self.settings
+            configure_torch(s.threads)
             path = s.resolve(s.model) if s.model else None
-            self._base = load_model(path, dtype=s.dtype, device=s.device, trust_remote_code=s.trust_remote_code)
+            try:
+                self._base = load_model(
+                    path, dtype=s.dtype, device=s.device, trust_remote_code=s.trust_remote_code
+                )
+            except EvalsuiteError as exc:
+                self._base_error = exc
+                raise
             self.timing.load_s += time.perf_counter() - start
         return self._base
 
@@ -193,8 +204,18 @@ class Gate:
         """Make ``variant`` the model under test (undoing the previous in-place compression)."""
         if self._active is not None and self._active.variant == variant:
             return self._active
+        if variant.label in self._failed_variants:  # do not redo an expensive failing compression per item
+            raise self._failed_variants[variant.label]
         base = self.base()
         self._restore()
+        self._active = None
+        try:
+            return self._activate(variant, base)
+        except EvalsuiteError as exc:
+            self._failed_variants[variant.label] = exc
+            raise
+
+    def _activate(self, variant: Variant, base) -> ActiveModel:
         if variant.kind == "base":
             active = ActiveModel(base.model, base.tokenizer, variant, f"base:{base.fingerprint}",
                                  path=base.path, fingerprint=base.fingerprint)
@@ -442,7 +463,7 @@ class Gate:
                 "correct": [int(bool(i.acc)) for i in items],
                 "ids": [str(i.item_id) for i in items],
             }
-        self.timing.extra[case.key] = time.perf_counter() - start
+        self.timing.extra[case.key] = self.timing.extra.get(case.key, 0.0) + time.perf_counter() - start
         self._values[key] = values
         return values
 
