@@ -108,7 +108,18 @@ def check_length_ratio(x: CheckInput) -> Verdict:
 
 
 def _contains(text: str, term: str) -> bool:
-    return " ".join(term.lower().split()) in " ".join(text.lower().split())
+    """Case- and whitespace-insensitive containment; a term that starts/ends with a letter or digit
+    must not be glued to another one ("5" is not found in "15", "cat" not in "catalog")."""
+    needle = " ".join(term.lower().split())
+    hay = " ".join(text.lower().split())
+    if not needle:
+        return True
+    left = r"(?<!\w)" if needle[0].isalnum() else ""
+    right = r"(?!\w)" if needle[-1].isalnum() else ""
+    if re.search(left + re.escape(needle) + right, hay):
+        return True
+    # scripts written without spaces (zh, ja) never have word boundaries around a term
+    return any(ord(ch) > 0x2E80 for ch in needle) and needle in hay
 
 
 def check_content(x: CheckInput) -> Verdict:

@@ -6,6 +6,8 @@ import json
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalsuite.errors import BaselineError
 from evalsuite.gate.baselines import BaselineStore, atomic_write_text, dumps_diffable
@@ -43,6 +45,19 @@ def test_roundtrip_and_diffable_layout(tmp_path):
     assert "      [5, 1],\n      [6, 2],\n      [7, 3]\n" in text
     loaded = store.load("demo", "greet", case_hash="c1", settings_hash="s1")
     assert loaded.response_ids == [5, 6, 7]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_json)
+def test_dumps_diffable_roundtrips_any_json(obj):
+    assert json.loads(dumps_diffable(obj)) == obj
 
 
 def test_dumps_diffable_is_json():
