@@ -9,12 +9,13 @@ are checked to be in the language and script they claim.
 from __future__ import annotations
 
 import ast
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from evalsuite.gate.cases import Case, load_case_file
+from evalsuite.gate.cases import Case, load_case_file, resolve_data_path
 from evalsuite.metrics.language import LANG_SCRIPTS, char_script, check_language, normalize_lang
 
 SUITE = Path(__file__).resolve().parents[2] / "prompts" / "instruct"
@@ -32,12 +33,25 @@ def _by_domain(cases: list[Case], domain: str) -> list[Case]:
 
 
 def test_every_file_loads_and_ids_are_unique_across_the_suite(cases: list[Case]) -> None:
-    assert 40 <= len(cases) <= 60
+    generative = [c for c in cases if c.generative]
+    assert 40 <= len(generative) <= 60
     dupes = [k for k, n in Counter(c.key for c in cases).items() if n > 1]
     assert not dupes, f"case ids must be unique across files of one suite: {dupes}"
     assert {c.suite for c in cases} == {"instruct"}
-    assert all(c.kind == "generate" and c.chat for c in cases), "an instruct suite talks through the chat template"
-    assert all(c.max_new_tokens for c in cases), "real models need an explicit budget per case"
+    assert all(c.chat for c in generative), "an instruct suite talks through the chat template"
+    assert all(c.max_new_tokens for c in generative), "real models need an explicit budget per case"
+
+
+def test_heldout_perplexity_per_language_and_multiple_choice(cases: list[Case]) -> None:
+    ppl = {c.language for c in cases if c.kind == "perplexity"}
+    assert {"en", "es", "fr", "de", "ru", "zh", "ja", "code"} <= ppl
+    mc = [c for c in cases if c.kind == "multiple_choice"]
+    assert len(mc) >= 2
+    for case in (*mc, *(c for c in cases if c.kind == "perplexity")):
+        rows = [json.loads(line) for line in resolve_data_path(case).read_text(encoding="utf-8").splitlines()]
+        assert rows, case.id
+        fields = {"context", "choices", "gold"} if case.kind == "multiple_choice" else {"text"}
+        assert all(fields <= set(r) for r in rows), f"{case.id}: records need {fields}"
 
 
 def test_domains_are_all_covered(cases: list[Case]) -> None:
