@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 DEFAULT_SUITE = "prompts/embedded"
 
@@ -81,24 +80,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_compress(args: argparse.Namespace) -> int:
     from evalsuite.compression import compress, parse_recipe
-    from evalsuite.model.moe import MoEModel
 
     loaded = _load(args)
     recipe = parse_recipe(args.recipe)
     result = compress(loaded.model, loaded.tokenizer, recipe)
-    out = Path(args.out)
-    MoEModel(loaded.model).save(out, physical=True)
-    loaded.tokenizer.save_pretrained(out)
-    (out / "evalsuite-recipe.json").write_text(json.dumps(result.record, indent=2, default=str) + "\n")
-    print(f"wrote {recipe.short} of {loaded.path} to {out}")
+    folder = result.save(args.out, tokenizer=loaded.tokenizer)
+    print(f"wrote {recipe.short} of {loaded.path} to {folder} (record: {folder / 'evalsuite_compression.json'})")
     return 0
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from evalsuite.compression.profile import profile_report
+    from evalsuite.compression import dead_curve_model, profile_model
 
     loaded = _load(args)
-    print(profile_report(loaded.model, loaded.tokenizer, calibration=args.calibration))
+    profile = profile_model(loaded.model, loaded.tokenizer, args.calibration)
+    curve = dead_curve_model(loaded.model, loaded.tokenizer, args.calibration)
+    if args.json:
+        print(json.dumps({"profile": profile.to_dict(), "dead_vs_prompts": curve}, indent=2))
+        return 0
+    print(profile.format())
+    print("dead experts vs number of calibration prompts (seed 001: 30% dead at 5 prompts, 0.6% at 100):")
+    for row in curve:
+        print(f"  {row['prompts']:>4} prompts: {row['dead']:>3}/{row['experts']} dead ({row['dead_fraction']:.1%})")
     return 0
 
 
@@ -131,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile = commands.add_parser("profile", help="routing profile: usage, Gini, entropy ratio, dead experts")
     _model_args(profile)
     profile.add_argument("--calibration", default="diverse", help="calibration set name or a local file")
+    profile.add_argument("--json", action="store_true", help="print JSON instead of a table")
     profile.set_defaults(func=_cmd_profile)
 
     comp = commands.add_parser("compress", help="apply a recipe and save a standard checkpoint")

@@ -72,7 +72,9 @@ def load_model(
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer from a local folder (None = the embedded default model)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a progress bar per load clutters every gate log
     folder = Path(path) if path is not None else default_model_path()
     _check_checkpoint_dir(folder)
     if dtype not in DTYPES:
