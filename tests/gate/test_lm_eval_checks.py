@@ -82,10 +82,10 @@ def _token_logprobs(model, ids: list[int]) -> torch.Tensor:
     return torch.log_softmax(logits[:-1], dim=-1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
 
 
-def _oracle_rolling(model, tokens: list[int], max_length: int) -> float:
-    """Rolling log-likelihood: first window starts at BOS, later ones slide so each is full-length."""
+def _oracle_rolling(model, tokens: list[int], max_length: int, prefix: int = BOS) -> float:
+    """Rolling log-likelihood: first window starts at the prefix token, later ones slide so each is full-length."""
     total = 0.0
-    total += float(_token_logprobs(model, [BOS] + tokens[:max_length]).sum())
+    total += float(_token_logprobs(model, [prefix] + tokens[:max_length]).sum())
     done = min(len(tokens), max_length)
     while done < len(tokens):
         end = min(len(tokens), done + max_length)
@@ -253,3 +253,28 @@ def test_lone_surrogates_are_named(model, tokenizer) -> None:
         lec.perplexity_per_doc(model, tokenizer, ["fine", "bad \ud800 text"])
     with pytest.raises(lec.LmEvalInputError, match=r"choices\[1\]"):
         lec.mc_per_item(model, tokenizer, [{"context": "c", "choices": ["a", "b\udc80"], "gold": 0}])
+
+
+def test_embedded_model_and_tokenizer_multilingual() -> None:
+    """The shipped model and tokenizer (no BOS token: lm-eval falls back to EOS as the prefix)."""
+    import json
+
+    from evalsuite.model.loading import default_model_path, load_model
+
+    if not (default_model_path() / "model.safetensors").is_file():
+        pytest.skip("embedded default model not built yet")
+    loaded = load_model(None)
+    model, tok = loaded.model, loaded.tokenizer
+    heldout = default_model_path().parent / "data" / "heldout"
+    texts = []
+    for lang in ("en", "zh"):
+        first = (heldout / f"text-{lang}.jsonl").read_text(encoding="utf-8").splitlines()[0]
+        texts.append(json.loads(first)["text"][:200])
+    prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    docs = lec.perplexity_per_doc(model, tok, texts, batch_size=3, max_length=64)
+    single = lec.perplexity_per_doc(model, tok, texts, batch_size=1, max_length=64)
+    for doc, one, text in zip(docs, single, texts, strict=True):
+        tokens = tok(text)["input_ids"]
+        assert doc.tokens == len(tokens)
+        assert doc.loglikelihood == pytest.approx(_oracle_rolling(model, tokens, 64, prefix), abs=1e-2, rel=1e-5)
+        assert doc.loglikelihood == pytest.approx(one.loglikelihood, abs=1e-3, rel=1e-6)
