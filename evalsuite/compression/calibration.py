@@ -251,7 +251,7 @@ def calibration_batches(
     for index, text in enumerate(texts):
         if total >= token_budget:
             break
-        ids = list(tokenizer(text)["input_ids"])
+        ids = list(tokenizer(text, verbose=False)["input_ids"])
         if len(ids) < 2:
             continue
         used = index + 1
