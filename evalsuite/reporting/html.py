@@ -89,7 +89,8 @@ def _fmt(value: Any, *, depth: int = 0) -> str:
     if isinstance(value, Mapping):
         if depth > 2:
             return "{…}"
-        return ", ".join(f"{k}={_fmt(v, depth=depth + 1)}" for k, v in value.items()) or "{}"
+        inner = ", ".join(f"{k}={_fmt(v, depth=depth + 1)}" for k, v in value.items())
+        return f"{{{inner}}}" if depth else inner or "{}"
     if isinstance(value, list | tuple):
         shown = ", ".join(_fmt(v, depth=depth + 1) for v in list(value)[:20])
         more = f", … ({len(value)} items)" if len(value) > 20 else ""
@@ -142,6 +143,8 @@ def _render_responses(group: Sequence[CheckOutcome]) -> Iterator[str]:
             yield f"<div><h4>{label}</h4>"
             if text is None:
                 yield '<pre class="resp none">(none)</pre></div>'
+            elif not text:
+                yield '<pre class="resp none">(empty response)</pre></div>'
             else:
                 body = _highlight_foreign(text, baseline) if is_new else _esc(text)
                 yield f'<pre class="resp">{body}</pre></div>'

@@ -207,6 +207,23 @@ def test_letters_of_a_script_the_baseline_never_used_are_marked() -> None:
     assert outcome.new_response in _parse(text).pres
 
 
+def test_values_and_empty_responses_are_readable() -> None:
+    outcome = _outcome(
+        "r",
+        "c",
+        "diversity",
+        False,
+        baseline_value=0.123456789,
+        new_value=None,
+        tolerance={"n": [1, 2, 3], "per_n": {1: {"new": 0.5}}, "flag": True},
+        new_response="",
+    )
+    parsed = _parse(render_html_report([outcome], title="t", run_info={}))
+    row = next(r for r in parsed.cells if r and r[0] == "diversity")
+    assert row[1:4] == ["0.123457", "—", "n=[1, 2, 3], per_n={1={new=0.5}}, flag=true"]
+    assert "(empty response)" in parsed.pres
+
+
 def test_all_passing_and_empty_reports() -> None:
     ok = render_html_report([_outcome("r", "c", "collapse", True)], title="t", run_info=None)
     assert "PASSED: all 1 checks passed" in ok
