@@ -84,12 +84,16 @@ class Row:
     hash: str = ""
     removed: dict[str, list[int]] = field(default_factory=dict)
     groups: dict[str, list[list[int]]] = field(default_factory=dict)
+    seq: list[tuple[float, int]] = field(default_factory=list)
 
 
 @torch.no_grad()
-def evaluate_nll(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, list]:
-    """Perplexity over the real (unpadded) next-token positions, and the argmax prediction per position."""
-    total, count, argmaxes = 0.0, 0, []
+def evaluate_nll(
+    model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[float, list, list[tuple[float, int]]]:
+    """Perplexity over the real (unpadded) next-token positions, the argmax prediction per position, and
+    per sequence (summed NLL, token count) for paired comparisons between variants."""
+    total, count, argmaxes, per_seq = 0.0, 0, [], []
     for ids, mask in batches:
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         target = ids[:, 1:]
@@ -98,7 +102,22 @@ def evaluate_nll(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch
         total += float(nll[valid].sum())
         count += int(valid.sum())
         argmaxes.append(logits.argmax(-1)[valid])
-    return math.exp(total / max(1, count)), argmaxes
+        per_seq += [(float(nll[r][valid[r]].sum()), int(valid[r].sum())) for r in range(ids.shape[0])]
+    return math.exp(total / max(1, count)), argmaxes, per_seq
+
+
+def paired_comparison(a: list[tuple[float, int]], b: list[tuple[float, int]], draws: int = 2000) -> str:
+    """How often sequence-level NLL of `a` beats `b`, and a paired bootstrap 95% interval of the ratio of
+    perplexities ppl(a)/ppl(b) over held-out sequences (seeded)."""
+    wins = sum(x[0] < y[0] for x, y in zip(a, b, strict=True))
+    gen = torch.Generator().manual_seed(0)
+    na = torch.tensor([x[0] for x in a], dtype=torch.float64)
+    nb = torch.tensor([y[0] for y in b], dtype=torch.float64)
+    tokens = torch.tensor([x[1] for x in a], dtype=torch.float64)
+    idx = torch.randint(0, len(a), (draws, len(a)), generator=gen)
+    ratio = torch.exp((na[idx].sum(1) - nb[idx].sum(1)) / tokens[idx].sum(1))
+    lo, hi = torch.quantile(ratio, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return f"lower NLL on {wins}/{len(a)} sequences; ppl ratio 95% CI [{lo:.3f}, {hi:.3f}]"
 
 
 def generation_prompts(tokenizer: Any, n: int) -> list[list[int]]:
@@ -189,10 +208,10 @@ def main() -> None:
         flush=True,
     )
 
-    base_ppl, base_argmax = evaluate_nll(model, eval_batches)
+    base_ppl, base_argmax, base_seq = evaluate_nll(model, eval_batches)
     base_texts = [g.text for g in generate_greedy(model, tok, prompts, max_new_tokens=args.gen_tokens)]
     b2, b3 = diversity(base_texts)
-    rows = [Row("original", "-", experts, base_ppl, 1.0, b2, b3, 1.0, 0.0)]
+    rows = [Row("original", "-", experts, base_ppl, 1.0, b2, b3, 1.0, 0.0, seq=base_seq)]
     print(f"original: ppl {base_ppl:.3f} distinct-2 {b2:.3f}", flush=True)
 
     prof = profile_model(model, tok, args.calibration, token_budget=args.calib_tokens)
@@ -216,7 +235,7 @@ def main() -> None:
         recipe = parse_recipe(text)
         t0 = time.perf_counter()
         with compress(model, tok, recipe, calibration=calib) as result:
-            ppl, argmax = evaluate_nll(result.model, eval_batches)
+            ppl, argmax, seq = evaluate_nll(result.model, eval_batches)
             agree = float(torch.cat([a == b for a, b in zip(argmax, base_argmax, strict=True)]).float().mean())
             texts = [g.text for g in generate_greedy(result.model, tok, prompts, max_new_tokens=args.gen_tokens)]
             record = result.record
@@ -235,6 +254,7 @@ def main() -> None:
             recipe.hash,
             {str(r["layer"]): r["removed"] for r in record["layers"]},
             {str(r["layer"]): r["groups"] for r in record["layers"] if "groups" in r},
+            seq,
         )
         rows.append(row)
         print(
@@ -245,7 +265,7 @@ def main() -> None:
     domain = calibration_domain(model, tok, args)
 
     # the masked variant must be gone: the original's perplexity is back
-    after_ppl, _ = evaluate_nll(model, eval_batches)
+    after_ppl = evaluate_nll(model, eval_batches)[0]
     assert abs(after_ppl - base_ppl) < 1e-6 * base_ppl, (after_ppl, base_ppl)
 
     write_markdown(
@@ -325,8 +345,15 @@ def findings(rows: list[Row], ratios: list[float], experts: int) -> list[str]:
             verdict = "lower (better)" if reap.ppl < freq.ppl else "NOT lower"
             out.append(
                 f"- {ratio:.0%} pruned: REAP perplexity {reap.ppl:.2f} vs activation frequency "
-                f"{freq.ppl:.2f} -> REAP is {verdict}."
+                f"{freq.ppl:.2f} -> REAP is {verdict}; REAP has {paired_comparison(reap.seq, freq.seq)}."
             )
+            randoms = [r for r in rows if r.recipe.startswith(f"random:{ratio:g}")]
+            if randoms:
+                out.append(
+                    f"  Random pruning at {ratio:.0%} over {len(randoms)} seeds: perplexity "
+                    f"{min(r.ppl for r in randoms):.2f}-{max(r.ppl for r in randoms):.2f} (the spread shows how much "
+                    "the choice of experts alone moves perplexity)."
+                )
         keep = experts - int(ratio * experts + 0.5)
         # zeroed experts still take router slots: not an expert-count reduction, so left out here
         prunes = [r for r in rows if r.kind == "prune" and r.kept == keep and "apply=zero" not in r.recipe]

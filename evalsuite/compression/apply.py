@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import warnings
 import weakref
 from collections import OrderedDict
@@ -220,7 +221,7 @@ class CompressionResult:
         tok = tokenizer if tokenizer is not None else self.tokenizer
         if tok is not None:
             tok.save_pretrained(folder)
-        (folder / "evalsuite_compression.json").write_text(json.dumps(self.record, indent=1, sort_keys=True))
+        _write_atomic(folder / "evalsuite_compression.json", json.dumps(self.record, indent=1, sort_keys=True))
         return folder
 
     @contextmanager
@@ -237,6 +238,15 @@ class CompressionResult:
             fresh._handles = []
             fresh.restored = True
             _deactivate(self.original, self.recipe.hash)  # the re-applied variant is this one, not a new one
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def _apply_physical(moe: Any, recipe: Recipe, record: Mapping[str, Any]) -> None:
@@ -495,6 +505,11 @@ def compress(
     active = {layer: d for layer, d in drops.items() if d}
     try:
         if mode == "remove":
+            if _ACTIVE.get(id(model)):
+                raise InvalidRecipeError(
+                    f"{recipe.short}: apply=remove copies the model, but in-place variant(s) are active on it "
+                    "(their hooks would not carry over); restore them first"
+                )
             target = copy.deepcopy(model)
             _apply_physical(MoEModel(target), recipe, record)
             result_model, in_place = target, False
