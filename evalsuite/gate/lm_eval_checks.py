@@ -205,7 +205,7 @@ def _lm_eval() -> tuple[Any, Any, Any]:
     except ModuleNotFoundError as exc:
         raise EvalsuiteError(
             f"perplexity / multiple-choice checks need lm-eval's Hugging Face backend, but {exc.name!r} "
-            "is not installed; install it with: pip install 'lm-eval[hf]==0.4.13'"
+            "is not installed; install it with: pip install 'accelerate>=0.26' (or 'lm-eval[hf]==0.4.13')"
         ) from exc
     _force_offline()
     return evaluate, HFLM, TaskManager
