@@ -780,6 +780,8 @@ def _infer_rule(
     """Describe the routing rule from one observed decision (no per-architecture tables)."""
     k = index.shape[1]
     extras = []
+    if any(t.role == "router" and "bias" in t.attr and t.tensor.dim() == 1 for t in block.tensors):
+        extras.append("router logit bias")
     if block.selection_bias is not None:
         extras.append(f"selection bias {block.selection_bias.attr}")
     if block.n_group > 1:
