@@ -95,6 +95,32 @@ def _read_jsonl(path: Path, limit: int | None) -> list[dict[str, Any]]:
     return rows
 
 
+_LOADED: dict[tuple, Any] = {}
+
+
+def _load_cached(path: Path | None, s: GateSettings):
+    """load_model, memoised per process by (folder, file sizes and mtimes, dtype, device).
+
+    Why: repeated in-process gate sessions (pytester, the benchmark, a notebook) reuse the weights;
+    every session restores in-place compressions when it ends, so the cached model is the original.
+    """
+    from evalsuite.model.loading import default_model_path, load_model
+
+    folder = Path(path) if path is not None else default_model_path()
+    try:
+        stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()))
+    except OSError:
+        stamp = ()
+    key = (str(folder.resolve()), stamp, s.dtype, s.device, s.trust_remote_code)
+    if key in _LOADED:
+        _LOADED[key] = _LOADED.pop(key)  # most recently used last
+    else:
+        while len(_LOADED) >= 2:  # base + one checkpoint: never hold more weights than a session needs
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = load_model(path, dtype=s.dtype, device=s.device, trust_remote_code=s.trust_remote_code)
+    return _LOADED[key]
+
+
 def _portable(path: Path, root: Path) -> str:
     """A model path as stored in model.json: relative to the project or the package when inside."""
     try:
@@ -169,16 +195,14 @@ class Gate:
         if self._base_error is not None:  # a failed load is reported by every item, attempted once
             raise self._base_error
         if self._base is None:
-            from evalsuite.model.loading import configure_torch, load_model
+            from evalsuite.model.loading import configure_torch
 
             start = time.perf_counter()
             s = self.settings
             configure_torch(s.threads)
             path = s.resolve(s.model) if s.model else None
             try:
-                self._base = load_model(
-                    path, dtype=s.dtype, device=s.device, trust_remote_code=s.trust_remote_code
-                )
+                self._base = _load_cached(path, s)
             except EvalsuiteError as exc:
                 self._base_error = exc
                 raise
@@ -233,12 +257,9 @@ class Gate:
         else:
             loaded = self._checkpoints.get(variant.spec or "")
             if loaded is None:
-                from evalsuite.model.loading import load_model
-
                 s = self.settings
                 start = time.perf_counter()
-                loaded = load_model(s.resolve(variant.spec or ""), dtype=s.dtype, device=s.device,
-                                    trust_remote_code=s.trust_remote_code)
+                loaded = _load_cached(s.resolve(variant.spec or ""), s)
                 self.timing.load_s += time.perf_counter() - start
                 self._checkpoints[variant.spec or ""] = loaded
             active = ActiveModel(loaded.model, loaded.tokenizer, variant, f"ckpt:{loaded.fingerprint}",
