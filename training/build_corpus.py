@@ -89,7 +89,7 @@ def fortunes(lang: str) -> list[tuple[str, str]]:
                 continue
             if "art" in os.path.basename(path) or "/off" in path:
                 continue
-            for i, item in enumerate(read_text(path).split("\n%\n")):
+            for item in read_text(path).split("\n%\n"):
                 item = clean_ws(item.strip("%\n"))
                 if 20 <= len(item) <= 1500:
                     out.append((f"fortune:{path}:{hashlib.sha1(item.encode()).hexdigest()[:12]}", item))
@@ -190,7 +190,7 @@ _ROFF_ESC = [
 def roff_to_text(src: str) -> str:
     lines = []
     for line in src.splitlines():
-        if line.startswith(('.\\"', "'\\\"", '.\\\\"')) or line.startswith("\\\""):
+        if line.startswith(('.\\"', "'\\\"", '.\\\\"')) or line.startswith('\\"'):
             continue
         if line.startswith((".", "'")):
             parts = line[1:].split(None, 1)
@@ -363,10 +363,14 @@ def arith_problems(rng: random.Random, n: int) -> list[tuple[int, str, int]]:
 # ----------------------------------------------------------------------------------------------
 # small Python function tasks (prompt = signature + docstring, completion = body)
 
-NUM_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-             "eleven", "twelve"]
-CMP = {">": ("greater than", "gt"), "<": ("less than", "lt"), ">=": ("at least", "ge"),
-       "<=": ("at most", "le"), "==": ("equal to", "eq")}
+NUM_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+CMP = {
+    ">": ("greater than", "gt"),
+    "<": ("less than", "lt"),
+    ">=": ("at least", "ge"),
+    "<=": ("at most", "le"),
+    "==": ("equal to", "eq"),
+}
 
 
 def _task_families(rng: random.Random) -> dict:
@@ -381,8 +385,13 @@ def _task_families(rng: random.Random) -> dict:
     ch = rng.choice("aeiostrn")
     sep = rng.choice(["-", ", ", " ", "+", "/"])
     lo, hi = sorted(rng.sample(range(-5, 30), 2))
-    cmp_fn = {">": lambda a, b: a > b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b,
-              "<=": lambda a, b: a <= b, "==": lambda a, b: a == b}[op]
+    cmp_fn = {
+        ">": lambda a, b: a > b,
+        "<": lambda a, b: a < b,
+        ">=": lambda a, b: a >= b,
+        "<=": lambda a, b: a <= b,
+        "==": lambda a, b: a == b,
+    }[op]
 
     def ints():
         return [rng.randint(-10, 20) for _ in range(rng.randint(1, 7))]
@@ -394,64 +403,206 @@ def _task_families(rng: random.Random) -> dict:
         return "".join(rng.choice("abcdeinorst") for _ in range(rng.randint(1, 8)))
 
     fam = {
-        "add": (rng.choice([f"add_{kw}", f"plus_{kw}", f"add_{k}"]), [x], f"Return {x} plus {k}.",
-                f"return {x} + {k}", lambda a: a + k, lambda: (num(),)),
-        "sub": (rng.choice([f"subtract_{kw}", f"minus_{kw}", f"sub_{k}"]), [x], f"Return {x} minus {k}.",
-                f"return {x} - {k}", lambda a: a - k, lambda: (num(),)),
-        "mul": (rng.choice([f"times_{kw}", f"multiply_by_{kw}", f"mul_{k}"]), [x],
-                f"Return {x} multiplied by {k}.", f"return {x} * {k}", lambda a: a * k, lambda: (num(),)),
-        "divisible": (rng.choice([f"divisible_by_{kw}", f"is_multiple_of_{k}"]), [x],
-                      f"Return True if {x} is divisible by {k}, otherwise False.", f"return {x} % {k} == 0",
-                      lambda a: a % k == 0, lambda: (rng.randint(0, 60),)),
-        "square": (rng.choice(["square", "squared", f"square_{x}"]), [x], f"Return the square of {x}.",
-                   f"return {x} * {x}", lambda a: a * a, lambda: (num(),)),
-        "sum_cmp": (f"sum_{cs}_{k}", [v], f"Return the sum of the numbers in {v} that are {cw} {k}.",
-                    f"return sum(y for y in {v} if y {op} {k})",
-                    lambda a: sum(y for y in a if cmp_fn(y, k)), lambda: (ints(),)),
-        "count_cmp": (f"count_{cs}_{k}", [v], f"Return how many numbers in {v} are {cw} {k}.",
-                      f"return len([y for y in {v} if y {op} {k}])",
-                      lambda a: len([y for y in a if cmp_fn(y, k)]), lambda: (ints(),)),
-        "filter_cmp": (f"keep_{cs}_{k}", [v], f"Return a list of the numbers in {v} that are {cw} {k}.",
-                       f"return [y for y in {v} if y {op} {k}]",
-                       lambda a: [y for y in a if cmp_fn(y, k)], lambda: (ints(),)),
-        "map_add": (f"add_{k}_to_each", [v], f"Return a new list with {k} added to each number in {v}.",
-                    f"return [y + {k} for y in {v}]", lambda a: [y + k for y in a], lambda: (ints(),)),
-        "map_mul": (f"multiply_each_by_{k}", [v], f"Return a new list with each number in {v} multiplied by {k}.",
-                    f"return [y * {k} for y in {v}]", lambda a: [y * k for y in a], lambda: (ints(),)),
-        "max": (rng.choice(["largest", "maximum", f"max_of_{v}"]), [v], f"Return the largest number in {v}.",
-                f"return max({v})", lambda a: max(a), lambda: (ints(),)),
-        "min": (rng.choice(["smallest", "minimum", f"min_of_{v}"]), [v], f"Return the smallest number in {v}.",
-                f"return min({v})", lambda a: min(a), lambda: (ints(),)),
-        "total": (rng.choice(["total", "sum_all", f"sum_of_{v}"]), [v], f"Return the sum of the numbers in {v}.",
-                  f"return sum({v})", lambda a: sum(a), lambda: (ints(),)),
-        "first_n": (f"first_{kw}", [v], f"Return the first {k} items of {v}.", f"return {v}[:{k}]",
-                    lambda a: a[:k], lambda: (ints(),)),
-        "last_n": (f"last_{kw}", [v], f"Return the last {k} items of {v}.", f"return {v}[-{k}:]",
-                   lambda a: a[-k:], lambda: (ints(),)),
-        "reverse": (rng.choice(["reverse", "reversed_text", f"reverse_{s}"]), [s], f"Return {s} reversed.",
-                    f"return {s}[::-1]", lambda a: a[::-1], lambda: (word(),)),
-        "upper": (rng.choice(["shout", "to_upper", f"upper_{s}"]), [s], f"Return {s} in upper case.",
-                  f"return {s}.upper()", lambda a: a.upper(), lambda: (word(),)),
-        "count_char": (f"count_{ch}", [s], f"Return how many times the letter '{ch}' appears in {s}.",
-                       f"return {s}.count('{ch}')", lambda a: a.count(ch), lambda: (word(),)),
-        "starts": (f"starts_with_{ch}", [s], f"Return True if {s} starts with the letter '{ch}'.",
-                   f"return {s}.startswith('{ch}')", lambda a: a.startswith(ch), lambda: (word(),)),
-        "repeat": (f"repeat_{kw}_times", [s], f"Return {s} repeated {k} times.", f"return {s} * {k}",
-                   lambda a: a * k, lambda: (word(),)),
-        "join": (rng.choice(["join_words", "glue", "combine"]), [v], f"Return the strings in {v} joined with '{sep}'.",
-                 f"return '{sep}'.join({v})", lambda a: sep.join(a),
-                 lambda: ([word() for _ in range(rng.randint(1, 4))],)),
-        "clamp": (f"clamp_{x}", [x], f"Return {x} limited to the range {lo} to {hi}.",
-                  f"return max({lo}, min({hi}, {x}))", lambda a: max(lo, min(hi, a)), lambda: (num(),)),
-        "absdiff": (rng.choice(["distance", "abs_diff", "gap"]), ["a", "b"],
-                    "Return the absolute difference between a and b.", "return abs(a - b)",
-                    lambda a, b: abs(a - b), lambda: (num(), num())),
-        "fizz": (f"fizz_{k}", [x], f"Return 'fizz' if {x} is divisible by {k}, otherwise return {x} as a string.",
-                 f"if {x} % {k} == 0:\n        return 'fizz'\n    return str({x})",
-                 lambda a: "fizz" if a % k == 0 else str(a), lambda: (rng.randint(1, 60),)),
-        "loop_sum_cmp": (f"total_{cs}_{k}", [v], f"Add up the numbers in {v} that are {cw} {k} and return the total.",
-                         f"total = 0\n    for y in {v}:\n        if y {op} {k}:\n            total += y\n    return total",
-                         lambda a: sum(y for y in a if cmp_fn(y, k)), lambda: (ints(),)),
+        "add": (
+            rng.choice([f"add_{kw}", f"plus_{kw}", f"add_{k}"]),
+            [x],
+            f"Return {x} plus {k}.",
+            f"return {x} + {k}",
+            lambda a: a + k,
+            lambda: (num(),),
+        ),
+        "sub": (
+            rng.choice([f"subtract_{kw}", f"minus_{kw}", f"sub_{k}"]),
+            [x],
+            f"Return {x} minus {k}.",
+            f"return {x} - {k}",
+            lambda a: a - k,
+            lambda: (num(),),
+        ),
+        "mul": (
+            rng.choice([f"times_{kw}", f"multiply_by_{kw}", f"mul_{k}"]),
+            [x],
+            f"Return {x} multiplied by {k}.",
+            f"return {x} * {k}",
+            lambda a: a * k,
+            lambda: (num(),),
+        ),
+        "divisible": (
+            rng.choice([f"divisible_by_{kw}", f"is_multiple_of_{k}"]),
+            [x],
+            f"Return True if {x} is divisible by {k}, otherwise False.",
+            f"return {x} % {k} == 0",
+            lambda a: a % k == 0,
+            lambda: (rng.randint(0, 60),),
+        ),
+        "square": (
+            rng.choice(["square", "squared", f"square_{x}"]),
+            [x],
+            f"Return the square of {x}.",
+            f"return {x} * {x}",
+            lambda a: a * a,
+            lambda: (num(),),
+        ),
+        "sum_cmp": (
+            f"sum_{cs}_{k}",
+            [v],
+            f"Return the sum of the numbers in {v} that are {cw} {k}.",
+            f"return sum(y for y in {v} if y {op} {k})",
+            lambda a: sum(y for y in a if cmp_fn(y, k)),
+            lambda: (ints(),),
+        ),
+        "count_cmp": (
+            f"count_{cs}_{k}",
+            [v],
+            f"Return how many numbers in {v} are {cw} {k}.",
+            f"return len([y for y in {v} if y {op} {k}])",
+            lambda a: len([y for y in a if cmp_fn(y, k)]),
+            lambda: (ints(),),
+        ),
+        "filter_cmp": (
+            f"keep_{cs}_{k}",
+            [v],
+            f"Return a list of the numbers in {v} that are {cw} {k}.",
+            f"return [y for y in {v} if y {op} {k}]",
+            lambda a: [y for y in a if cmp_fn(y, k)],
+            lambda: (ints(),),
+        ),
+        "map_add": (
+            f"add_{k}_to_each",
+            [v],
+            f"Return a new list with {k} added to each number in {v}.",
+            f"return [y + {k} for y in {v}]",
+            lambda a: [y + k for y in a],
+            lambda: (ints(),),
+        ),
+        "map_mul": (
+            f"multiply_each_by_{k}",
+            [v],
+            f"Return a new list with each number in {v} multiplied by {k}.",
+            f"return [y * {k} for y in {v}]",
+            lambda a: [y * k for y in a],
+            lambda: (ints(),),
+        ),
+        "max": (
+            rng.choice(["largest", "maximum", f"max_of_{v}"]),
+            [v],
+            f"Return the largest number in {v}.",
+            f"return max({v})",
+            lambda a: max(a),
+            lambda: (ints(),),
+        ),
+        "min": (
+            rng.choice(["smallest", "minimum", f"min_of_{v}"]),
+            [v],
+            f"Return the smallest number in {v}.",
+            f"return min({v})",
+            lambda a: min(a),
+            lambda: (ints(),),
+        ),
+        "total": (
+            rng.choice(["total", "sum_all", f"sum_of_{v}"]),
+            [v],
+            f"Return the sum of the numbers in {v}.",
+            f"return sum({v})",
+            lambda a: sum(a),
+            lambda: (ints(),),
+        ),
+        "first_n": (
+            f"first_{kw}",
+            [v],
+            f"Return the first {k} items of {v}.",
+            f"return {v}[:{k}]",
+            lambda a: a[:k],
+            lambda: (ints(),),
+        ),
+        "last_n": (
+            f"last_{kw}",
+            [v],
+            f"Return the last {k} items of {v}.",
+            f"return {v}[-{k}:]",
+            lambda a: a[-k:],
+            lambda: (ints(),),
+        ),
+        "reverse": (
+            rng.choice(["reverse", "reversed_text", f"reverse_{s}"]),
+            [s],
+            f"Return {s} reversed.",
+            f"return {s}[::-1]",
+            lambda a: a[::-1],
+            lambda: (word(),),
+        ),
+        "upper": (
+            rng.choice(["shout", "to_upper", f"upper_{s}"]),
+            [s],
+            f"Return {s} in upper case.",
+            f"return {s}.upper()",
+            lambda a: a.upper(),
+            lambda: (word(),),
+        ),
+        "count_char": (
+            f"count_{ch}",
+            [s],
+            f"Return how many times the letter '{ch}' appears in {s}.",
+            f"return {s}.count('{ch}')",
+            lambda a: a.count(ch),
+            lambda: (word(),),
+        ),
+        "starts": (
+            f"starts_with_{ch}",
+            [s],
+            f"Return True if {s} starts with the letter '{ch}'.",
+            f"return {s}.startswith('{ch}')",
+            lambda a: a.startswith(ch),
+            lambda: (word(),),
+        ),
+        "repeat": (
+            f"repeat_{kw}_times",
+            [s],
+            f"Return {s} repeated {k} times.",
+            f"return {s} * {k}",
+            lambda a: a * k,
+            lambda: (word(),),
+        ),
+        "join": (
+            rng.choice(["join_words", "glue", "combine"]),
+            [v],
+            f"Return the strings in {v} joined with '{sep}'.",
+            f"return '{sep}'.join({v})",
+            lambda a: sep.join(a),
+            lambda: ([word() for _ in range(rng.randint(1, 4))],),
+        ),
+        "clamp": (
+            f"clamp_{x}",
+            [x],
+            f"Return {x} limited to the range {lo} to {hi}.",
+            f"return max({lo}, min({hi}, {x}))",
+            lambda a: max(lo, min(hi, a)),
+            lambda: (num(),),
+        ),
+        "absdiff": (
+            rng.choice(["distance", "abs_diff", "gap"]),
+            ["a", "b"],
+            "Return the absolute difference between a and b.",
+            "return abs(a - b)",
+            lambda a, b: abs(a - b),
+            lambda: (num(), num()),
+        ),
+        "fizz": (
+            f"fizz_{k}",
+            [x],
+            f"Return 'fizz' if {x} is divisible by {k}, otherwise return {x} as a string.",
+            f"if {x} % {k} == 0:\n        return 'fizz'\n    return str({x})",
+            lambda a: "fizz" if a % k == 0 else str(a),
+            lambda: (rng.randint(1, 60),),
+        ),
+        "loop_sum_cmp": (
+            f"total_{cs}_{k}",
+            [v],
+            f"Add up the numbers in {v} that are {cw} {k} and return the total.",
+            f"total = 0\n    for y in {v}:\n        if y {op} {k}:\n            total += y\n    return total",
+            lambda a: sum(y for y in a if cmp_fn(y, k)),
+            lambda: (ints(),),
+        ),
     }
     return fam
 
@@ -476,8 +627,7 @@ def code_task(rng: random.Random, family: str | None = None) -> dict:
         tests.append(f"assert {name}({', '.join(repr(a) for a in inp)}) == {res!r}")
         if len(tests) == 5:
             break
-    return {"family": fam, "name": name, "prompt": prompt, "completion": completion, "tests": tests,
-            "key": prompt}
+    return {"family": fam, "name": name, "prompt": prompt, "completion": completion, "tests": tests, "key": prompt}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -586,15 +736,20 @@ def main() -> None:
             prompt = sents[0] if len(sents[0]) >= 40 else " ".join(sents[:2])
             if not (30 <= len(prompt) <= 300):
                 continue
-            cont = t.replace("\n", " ")[len(prompt):].strip()[:300]
+            cont = t.replace("\n", " ")[len(prompt) :].strip()[:300]
             if len(cont) < 40 or not langdetect_ok(lang, prompt) or not langdetect_ok(lang, cont):
                 continue
             prompts.append({"id": f"prompt-{lang}-{len(prompts)}", "prompt": prompt, "continuation": cont})
             if len(prompts) == 40:
                 break
         write_jsonl(HELDOUT / f"prompts-{lang}.jsonl", prompts)
-        stats[f"text-{lang}"] = {"train_docs": len(kept), "train_chars": total, "heldout_docs": len(held),
-                                 "ppl_items": len(ppl), "prompts": len(prompts)}
+        stats[f"text-{lang}"] = {
+            "train_docs": len(kept),
+            "train_chars": total,
+            "heldout_docs": len(held),
+            "ppl_items": len(ppl),
+            "prompts": len(prompts),
+        }
         print(lang, stats[f"text-{lang}"], flush=True)
 
     # ---- translation pairs
@@ -608,8 +763,10 @@ def main() -> None:
         rng.shuffle(held)
         write_jsonl(CORPUS / f"train-trans-{lang}.jsonl", [{"text": trans_text(lang, s, t)} for s, t in train])
         good = [(s, t) for s, t in held if 12 <= len(s) <= 90 and " " in s]
-        rows = [{"id": f"tr-en-{lang}-{i}", "source": s, "target": t, "prompt": trans_text(lang, s)}
-                for i, (s, t) in enumerate(good[:50])]
+        rows = [
+            {"id": f"tr-en-{lang}-{i}", "source": s, "target": t, "prompt": trans_text(lang, s)}
+            for i, (s, t) in enumerate(good[:50])
+        ]
         write_jsonl(HELDOUT / f"translation-en-{lang}.jsonl", rows)
         if lang in ("es", "fr", "de"):
             pool = good[50:]
@@ -617,8 +774,14 @@ def main() -> None:
                 distract = rng.sample([tt for ss, tt in pool if tt != t], 3)
                 choices = [t] + distract
                 rng.shuffle(choices)
-                mc_trans.append({"id": f"mc-tr-{lang}-{i}", "context": trans_text(lang, s),
-                                 "choices": [" " + c for c in choices], "gold": choices.index(t)})
+                mc_trans.append(
+                    {
+                        "id": f"mc-tr-{lang}-{i}",
+                        "context": trans_text(lang, s),
+                        "choices": [" " + c for c in choices],
+                        "gold": choices.index(t),
+                    }
+                )
         stats[f"trans-{lang}"] = {"train_pairs": len(train), "heldout_pairs": len(held), "shipped": len(rows)}
         print(lang, stats[f"trans-{lang}"], flush=True)
     write_jsonl(HELDOUT / "mc-translation.jsonl", mc_trans)
@@ -656,8 +819,9 @@ def main() -> None:
             continue
         choices = [body] + sorted(wrong)
         rng.shuffle(choices)
-        mc_arith.append({"id": f"mc-arith-{i}", "context": arith_prompt(a, op, b), "choices": choices,
-                         "gold": choices.index(body)})
+        mc_arith.append(
+            {"id": f"mc-arith-{i}", "context": arith_prompt(a, op, b), "choices": choices, "gold": choices.index(body)}
+        )
     write_jsonl(HELDOUT / "arithmetic.jsonl", arows)
     write_jsonl(HELDOUT / "mc-arithmetic.jsonl", mc_arith)
     stats["arith"] = {"train": len(train_rows), "heldout": len(arows), "mc": len(mc_arith)}
@@ -687,9 +851,20 @@ def main() -> None:
             if len(by_fam.get(f, [])) > rnd:
                 picked.append(by_fam[f][rnd])
     picked = picked[:50]
-    write_jsonl(HELDOUT / "code_tasks.jsonl", [
-        {"id": f"task-{i}", "prompt": t["prompt"], "entry_point": t["name"], "tests": t["tests"],
-         "canonical_solution": t["completion"], "family": t["family"]} for i, t in enumerate(picked)])
+    write_jsonl(
+        HELDOUT / "code_tasks.jsonl",
+        [
+            {
+                "id": f"task-{i}",
+                "prompt": t["prompt"],
+                "entry_point": t["name"],
+                "tests": t["tests"],
+                "canonical_solution": t["completion"],
+                "family": t["family"],
+            }
+            for i, t in enumerate(picked)
+        ],
+    )
     mc_code = []
     rest = [t for t in held_tasks if t not in picked]
     for i, t in enumerate(rest[:40]):
@@ -699,17 +874,22 @@ def main() -> None:
             continue
         choices = [t["completion"]] + random.Random(i).sample(others, 3)
         random.Random(i + 7).shuffle(choices)
-        mc_code.append({"id": f"mc-code-{i}", "context": t["prompt"], "choices": choices,
-                        "gold": choices.index(t["completion"])})
+        mc_code.append(
+            {"id": f"mc-code-{i}", "context": t["prompt"], "choices": choices, "gold": choices.index(t["completion"])}
+        )
     write_jsonl(HELDOUT / "mc-code.jsonl", mc_code)
-    stats["codetask"] = {"train": len(train_rows), "heldout": len(held_tasks), "shipped": len(picked),
-                         "mc": len(mc_code)}
+    stats["codetask"] = {
+        "train": len(train_rows),
+        "heldout": len(held_tasks),
+        "shipped": len(picked),
+        "mc": len(mc_code),
+    }
     print(stats["codetask"], flush=True)
 
     # ---- MC cloze over held-out natural text (which continuation follows?)
     mc_text = []
     for lang in LANGS:
-        rows = [json.loads(x) for x in open(HELDOUT / f"prompts-{lang}.jsonl", encoding="utf-8")]
+        rows = [json.loads(x) for x in (HELDOUT / f"prompts-{lang}.jsonl").read_text(encoding="utf-8").splitlines()]
         conts = [r["continuation"][:80] for r in rows]
         for i, r in enumerate(rows[:12]):
             others = [c for j, c in enumerate(conts) if j != i]
@@ -718,8 +898,14 @@ def main() -> None:
             choices = [conts[i]] + rng.sample(others, 3)
             rng.shuffle(choices)
             sep = "" if lang in ("zh", "ja") else " "
-            mc_text.append({"id": f"mc-text-{lang}-{i}", "context": r["prompt"],
-                            "choices": [sep + c for c in choices], "gold": choices.index(conts[i])})
+            mc_text.append(
+                {
+                    "id": f"mc-text-{lang}-{i}",
+                    "context": r["prompt"],
+                    "choices": [sep + c for c in choices],
+                    "gold": choices.index(conts[i]),
+                }
+            )
     write_jsonl(HELDOUT / "mc-text.jsonl", mc_text)
 
     # ---- Python standard library
@@ -740,8 +926,10 @@ def main() -> None:
         total += len(t)
     write_jsonl(CORPUS / "train-code.jsonl", kept)
     rng.shuffle(held)
-    write_jsonl(HELDOUT / "text-code.jsonl",
-                [{"id": f"text-code-{i}", "text": t[:1000]} for i, t in enumerate(held) if len(t) >= 300][:40])
+    write_jsonl(
+        HELDOUT / "text-code.jsonl",
+        [{"id": f"text-code-{i}", "text": t[:1000]} for i, t in enumerate(held) if len(t) >= 300][:40],
+    )
     stats["code"] = {"train_docs": len(kept), "train_chars": total, "heldout_docs": len(held)}
     print(stats["code"], flush=True)
     (CORPUS / "stats.json").write_text(json.dumps(stats, indent=1))

@@ -36,10 +36,22 @@ RUNS = ROOT / "training" / "runs"
 # Sampling probability of each training stream (per sequence). Synthetic, measurable tasks are
 # over-weighted on purpose: a ~10M-parameter model seeing a few million tokens must learn them.
 MIX = {
-    "arith": 0.22, "codetask": 0.12, "code": 0.07,
-    "trans-es": 0.04, "trans-fr": 0.04, "trans-de": 0.04, "trans-ru": 0.02, "trans-zh": 0.02, "trans-ja": 0.02,
-    "text-en": 0.06, "text-es": 0.0584, "text-fr": 0.0584, "text-de": 0.0583, "text-ru": 0.0583,
-    "text-zh": 0.0583, "text-ja": 0.0583,
+    "arith": 0.22,
+    "codetask": 0.12,
+    "code": 0.07,
+    "trans-es": 0.04,
+    "trans-fr": 0.04,
+    "trans-de": 0.04,
+    "trans-ru": 0.02,
+    "trans-zh": 0.02,
+    "trans-ja": 0.02,
+    "text-en": 0.06,
+    "text-es": 0.0584,
+    "text-fr": 0.0584,
+    "text-de": 0.0583,
+    "text-ru": 0.0583,
+    "text-zh": 0.0583,
+    "text-ja": 0.0583,
 }
 
 
@@ -47,12 +59,26 @@ def model_config(vocab_size: int, eos_id: int, pad_id: int):
     from transformers import Qwen3MoeConfig
 
     return Qwen3MoeConfig(
-        vocab_size=vocab_size, hidden_size=256, intermediate_size=512, moe_intermediate_size=256,
-        num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
-        num_experts=8, num_experts_per_tok=2, decoder_sparse_step=1, norm_topk_prob=True,
-        max_position_embeddings=512, tie_word_embeddings=True, rms_norm_eps=1e-6,
-        output_router_logits=False, router_aux_loss_coef=0.01,
-        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id,
+        vocab_size=vocab_size,
+        hidden_size=256,
+        intermediate_size=512,
+        moe_intermediate_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        num_experts=8,
+        num_experts_per_tok=2,
+        decoder_sparse_step=1,
+        norm_topk_prob=True,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-6,
+        output_router_logits=False,
+        router_aux_loss_coef=0.01,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=pad_id,
     )
 
 
@@ -68,7 +94,7 @@ def load_streams(tokenizer, max_chars: int) -> dict[str, np.ndarray]:
         path = cache / f"{name}.npy"
         if not path.exists():
             texts, total = [], 0
-            for line in open(CORPUS / f"train-{name}.jsonl", encoding="utf-8"):
+            for line in open(CORPUS / f"train-{name}.jsonl", encoding="utf-8"):  # noqa: SIM115 - streamed, closed at exit
                 t = json.loads(line)["text"]
                 texts.append(t)
                 total += len(t)
@@ -121,9 +147,17 @@ def export(run_dir: Path, out_dir: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(TOKENIZER).save_pretrained(tmp)
-    (tmp / "training_state.json").write_text(json.dumps(
-        {"run": run_dir.name, "step": ck["step"], "tokens_seen": ck["tokens"], "elapsed_s": round(ck["elapsed"], 1)},
-        indent=1))
+    (tmp / "training_state.json").write_text(
+        json.dumps(
+            {
+                "run": run_dir.name,
+                "step": ck["step"],
+                "tokens_seen": ck["tokens"],
+                "elapsed_s": round(ck["elapsed"], 1),
+            },
+            indent=1,
+        )
+    )
     old = out_dir.parent / (out_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
@@ -179,20 +213,31 @@ def main() -> None:
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         print(f"resumed at step {step}, {tokens:,} tokens, {elapsed / 60:.1f} min", flush=True)
-    (run_dir / "config.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                     "mix": MIX, "params": n_params}, indent=1))
+    (run_dir / "config.json").write_text(
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": MIX, "params": n_params}, indent=1)
+    )
     log_path = run_dir / "log.csv"
     new_log = not (args.resume and log_path.exists())
-    log_f = open(log_path, "w" if new_log else "a", newline="")
+    log_f = open(log_path, "w" if new_log else "a", newline="")  # noqa: SIM115 - open for the whole run
     log = csv.writer(log_f)
     if new_log:
         log.writerow(["step", "tokens", "elapsed_s", "lr", "loss", "aux_loss"] + [f"loss_{n}" for n in MIX])
 
     def save() -> None:
         tmp = run_dir / "ckpt.pt.tmp"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "tokens": tokens,
-                    "elapsed": elapsed, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "cfg_args": cfg_args}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "tokens": tokens,
+                "elapsed": elapsed,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "cfg_args": cfg_args,
+            },
+            tmp,
+        )
         os.replace(tmp, run_dir / "ckpt.pt")
         print(f"checkpoint step {step} tokens {tokens:,} elapsed {elapsed / 60:.1f} min", flush=True)
 
@@ -210,8 +255,9 @@ def main() -> None:
         xy, names = get_batch(streams, rng, args.batch, args.ctx)
         x, y = xy[:, :-1], xy[:, 1:]
         out = model(input_ids=x, output_router_logits=True)
-        tok_loss = F.cross_entropy(out.logits.float().reshape(-1, out.logits.size(-1)), y.reshape(-1),
-                                   reduction="none").view(y.shape)
+        tok_loss = F.cross_entropy(
+            out.logits.float().reshape(-1, out.logits.size(-1)), y.reshape(-1), reduction="none"
+        ).view(y.shape)
         lm_loss = tok_loss.mean()
         loss = lm_loss + cfg.router_aux_loss_coef * out.aux_loss
         opt.zero_grad(set_to_none=True)
@@ -225,7 +271,7 @@ def main() -> None:
         elapsed += now - t_last
         t_last = now
         per_seq = tok_loss.detach().mean(1)
-        for n, v in zip(names, per_seq.tolist()):
+        for n, v in zip(names, per_seq.tolist(), strict=False):
             dom_sum[n] += v
             dom_cnt[n] += 1
         loss_acc += lm_loss.item()
@@ -236,8 +282,11 @@ def main() -> None:
             row += [round(dom_sum[n] / dom_cnt[n], 3) if dom_cnt[n] else "" for n in MIX]
             log.writerow(row)
             log_f.flush()
-            print(f"step {step} tok {tokens:,} {elapsed / 60:.1f}min lr {lr:.2e} loss {loss_acc / n_acc:.3f} "
-                  f"aux {aux_acc / n_acc:.3f} {tokens / max(elapsed, 1):.0f} tok/s", flush=True)
+            print(
+                f"step {step} tok {tokens:,} {elapsed / 60:.1f}min lr {lr:.2e} loss {loss_acc / n_acc:.3f} "
+                f"aux {aux_acc / n_acc:.3f} {tokens / max(elapsed, 1):.0f} tok/s",
+                flush=True,
+            )
             dom_sum = {n: 0.0 for n in MIX}
             dom_cnt = {n: 0 for n in MIX}
             loss_acc, aux_acc, n_acc = 0.0, 0.0, 0

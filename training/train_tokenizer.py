@@ -24,7 +24,7 @@ SPECIAL = ["<|endoftext|>", "<|pad|>"]
 def sample_texts(chars_per_file: int, seed: int):
     rng = random.Random(seed)
     for path in sorted(CORPUS.glob("train-*.jsonl")):
-        rows = [json.loads(line)["text"] for line in open(path, encoding="utf-8")]
+        rows = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
         rng.shuffle(rows)
         budget = chars_per_file
         for t in rows:
@@ -42,28 +42,44 @@ def main() -> None:
     args = ap.parse_args()
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=args.vocab_size, min_frequency=2, special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=args.vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(sample_texts(args.chars_per_file, args.seed), trainer=trainer)
 
     from transformers import PreTrainedTokenizerFast
 
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>", unk_token=None,
-        padding_side="left", model_max_length=512, clean_up_tokenization_spaces=False,
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+        unk_token=None,
+        padding_side="left",
+        model_max_length=512,
+        clean_up_tokenization_spaces=False,
     )
     OUT.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(OUT)
     print("vocab", tok.get_vocab_size(), "->", OUT)
-    for s in ["Q: 347+58=?\nA: 347+058", "English: Open file\nGerman: Datei öffnen", "def f(x):\n    return x + 1",
-              "Привет, мир", "今日は良い天気です。", "你好，世界"]:
+    for s in [
+        "Q: 347+58=?\nA: 347+058",
+        "English: Open file\nGerman: Datei öffnen",
+        "def f(x):\n    return x + 1",
+        "Привет, мир",
+        "今日は良い天気です。",
+        "你好，世界",
+    ]:
         ids = hf(s)["input_ids"]
         print(len(ids), hf.convert_ids_to_tokens(ids)[:16], repr(hf.decode(ids)) == repr(s))
 
