@@ -112,8 +112,11 @@ class _LayerAccumulator:
         self.row = row
         self.stats = stats
         self.output_samples = output_samples
-        self.samples: list[torch.Tensor] = []
-        self.n_samples = 0
+        # uniform sample of tokens over all batches: keep the N smallest random keys (same seed in every
+        # layer, so every layer samples the same token positions)
+        self.gen = torch.Generator().manual_seed(0)
+        self.sample_keys = torch.empty(0)
+        self.samples: torch.Tensor | None = None
         self.logits: list[torch.Tensor] = []
         self.busy = False
 
@@ -154,16 +157,19 @@ class _LayerAccumulator:
             norms = out.double().norm(dim=-1).cpu()
             st.ean_sum[r, j] += norms.sum()
             st.reap_sum[r, j] += (w.reshape(-1)[sel].cpu() * norms).sum()
-        if self.n_samples < self.output_samples:
-            take = h[: self.output_samples - self.n_samples]
-            self.samples.append(take)
-            self.n_samples += take.shape[0]
+        if self.output_samples > 0:
+            keys = torch.cat([self.sample_keys, torch.rand(n, generator=self.gen)])
+            pool = h.detach() if self.samples is None else torch.cat([self.samples, h.detach()])
+            if keys.numel() > self.output_samples:
+                order = torch.topk(keys, self.output_samples, largest=False).indices.sort().values
+                keys, pool = keys[order], pool[order.to(pool.device)]
+            self.sample_keys, self.samples = keys, pool
 
     def finish(self) -> torch.Tensor:
         b = self.block
-        if not self.samples:
+        if self.samples is None:
             return torch.zeros(b.num_experts, 0, 0)
-        x = torch.cat(self.samples)
+        x = self.samples
         outs = [b.expert_output(x, j).float().cpu() for j in range(b.num_experts)]
         return torch.stack(outs)
 
@@ -177,8 +183,9 @@ def collect_routing_stats(
 ) -> RoutingStats:
     """Run ``batches`` of ``(input_ids, attention_mask)`` and accumulate routing statistics per MoE layer.
 
-    ``expert_outputs[i]`` is ``[E, N, H]``: every expert of layer ``layers[i]`` applied to the same first
-    ``N <= output_samples`` unpadded tokens that reached that layer (inputs for CKA / cosine similarity).
+    ``expert_outputs[i]`` is ``[E, N, H]``: every expert of layer ``layers[i]`` applied to the same
+    ``N <= output_samples`` unpadded tokens, a uniform sample (fixed seed) over all batches, the same token
+    positions in every layer (inputs for CKA / cosine similarity between experts).
     Works with active masks (masked experts then get zero counts).
     """
     moe = model if isinstance(model, MoEModel) else MoEModel(model)
