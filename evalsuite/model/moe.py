@@ -118,10 +118,26 @@ class MoEBlock:
     def expert_output(self, hidden: torch.Tensor, expert: int, weight_dtype: torch.dtype | None = None) -> torch.Tensor:
         """f_j(x) through the model's own experts code: route every row to ``expert`` with weight 1."""
         hidden = hidden.reshape(-1, hidden.shape[-1])
-        n = hidden.shape[0]
-        index = torch.full((n, 1), int(expert), dtype=torch.long, device=hidden.device)
-        weights = torch.ones((n, 1), dtype=weight_dtype or hidden.dtype, device=hidden.device)
-        return self.experts(hidden, index, weights)
+        index = torch.full((hidden.shape[0],), int(expert), dtype=torch.long, device=hidden.device)
+        return self.pair_outputs(hidden, index, weight_dtype)
+
+    def pair_outputs(
+        self,
+        hidden: torch.Tensor,
+        experts: torch.Tensor,
+        weight_dtype: torch.dtype | None = None,
+        chunk: int = 8192,
+    ) -> torch.Tensor:
+        """Row i -> f_{experts[i]}(hidden[i]): one top-1 experts() call per ``chunk`` rows, any mix of experts."""
+        hidden = hidden.reshape(-1, hidden.shape[-1])
+        experts = experts.reshape(-1).to(device=hidden.device, dtype=torch.long)
+        outs = []
+        for start in range(0, hidden.shape[0], chunk):
+            h = hidden[start : start + chunk]
+            index = experts[start : start + chunk, None]
+            weights = torch.ones(index.shape, dtype=weight_dtype or hidden.dtype, device=hidden.device)
+            outs.append(self.experts(h, index, weights))
+        return torch.cat(outs) if outs else hidden.new_zeros(0, hidden.shape[-1])
 
 
 class _Handle:

@@ -147,16 +147,11 @@ class _LayerAccumulator:
             z = logits[valid].double()
             p = z.sigmoid() if b.score_fn == "sigmoid" else z.softmax(-1)
             st.prob_sum[r, :e] += p.sum(0).cpu()
-        # per-expert outputs for routed (token, expert) pairs: one experts() call per used expert
-        token_of = torch.arange(n, device=idx.device).repeat_interleave(k)
-        flat_dev = idx.reshape(-1)
-        for j in torch.unique(flat).tolist():
-            sel = flat_dev == j
-            rows = token_of[sel]
-            out = b.expert_output(h[rows], j, weights.dtype)
-            norms = out.double().norm(dim=-1).cpu()
-            st.ean_sum[r, j] += norms.sum()
-            st.reap_sum[r, j] += (w.reshape(-1)[sel].cpu() * norms).sum()
+        # f_j(x) for every routed (token, expert) pair, all pairs in one top-1 experts() call
+        token_of = torch.arange(n, device=h.device).repeat_interleave(k)
+        norms = b.pair_outputs(h[token_of], idx.reshape(-1), weights.dtype).double().norm(dim=-1).cpu()
+        st.ean_sum[r, :e].index_add_(0, flat, norms)
+        st.reap_sum[r, :e].index_add_(0, flat, flat_w * norms)
         if self.output_samples > 0:
             keys = torch.cat([self.sample_keys, torch.rand(n, generator=self.gen)])
             pool = h.detach() if self.samples is None else torch.cat([self.samples, h.detach()])
@@ -170,8 +165,10 @@ class _LayerAccumulator:
         if self.samples is None:
             return torch.zeros(b.num_experts, 0, 0)
         x = self.samples
-        outs = [b.expert_output(x, j).float().cpu() for j in range(b.num_experts)]
-        return torch.stack(outs)
+        e, n = b.num_experts, x.shape[0]
+        experts = torch.arange(e, device=x.device).repeat_interleave(n)
+        out = b.pair_outputs(x.repeat(e, 1), experts)
+        return out.float().cpu().reshape(e, n, -1)
 
 
 @torch.no_grad()
