@@ -72,3 +72,20 @@ def test_gather_returns_logprobs_of_requested_ids(varied_moe):
     for a, b in zip(first, again, strict=True):
         for want, got in zip(a.top_logprobs, b.gathered, strict=True):
             assert max(abs(x - y) for x, y in zip(want, got, strict=True)) < 1e-4
+
+
+def test_chat_prompts_use_the_template_and_fail_clearly_without_one():
+    import pytest
+
+    from evalsuite.errors import EvalsuiteError
+    from evalsuite.model.tiny import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    with pytest.raises(EvalsuiteError, match="no chat template"):
+        encode_prompt(tok, "hi", chat=True)
+    tok.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    assert tok.decode(encode_prompt(tok, "hi", chat=True)) == "<user>hi\n<assistant>"
+    assert tok.decode(encode_prompt(tok, "hi")) == "hi"
