@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--gen-prompts", type=int, default=24)
     parser.add_argument("--gen-tokens", type=int, default=40)
     parser.add_argument("--quick", action="store_true", help="few recipes and small budgets (a smoke run)")
+    parser.add_argument("--recipes", nargs="+", default=None, help="recipes to compare instead of the default matrix")
     parser.add_argument("--out", default=str(ROOT / "docs" / "COMPRESSION_RESULTS.md"))
     parser.add_argument("--json", default=None, help="also write rows + records as JSON here")
     args = parser.parse_args()
@@ -231,6 +232,8 @@ def main() -> None:
                 MERGE + MERGE_EXTRA, str(keep), args.calibration
             )
 
+    if args.recipes:
+        recipes = list(args.recipes)
     for text in recipes:
         recipe = parse_recipe(text)
         t0 = time.perf_counter()
@@ -263,6 +266,7 @@ def main() -> None:
         )
 
     domain = calibration_domain(model, tok, args)
+    oracle = oracle_section(model, tok, calib, eval_batches, args) if not args.quick else []
 
     # the masked variant must be gone: the original's perplexity is back
     after_ppl = evaluate_nll(model, eval_batches)[0]
@@ -276,6 +280,7 @@ def main() -> None:
         rows,
         prof,
         domain,
+        oracle,
         curve,
         calib,
         evaluation,
@@ -285,6 +290,65 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     print(f"wrote {args.out}; stats cache hits {default_stats_cache.hits}, misses {default_stats_cache.misses}")
+
+
+def oracle_section(model: torch.nn.Module, tok: Any, calib: Any, eval_batches: list, args: Any) -> list[str]:
+    """Ground truth for the criteria: the held-out damage of masking each expert alone.
+
+    For every (layer, expert): mean NLL increase on the first quarter of the evaluation tokens when only
+    that expert is masked. Each criterion's per-layer scores are rank-correlated (Spearman) with that
+    damage; a criterion that predicts damage well has a correlation near +1."""
+    from scipy.stats import spearmanr
+
+    from evalsuite.compression import criteria
+
+    subset = eval_batches[: max(1, len(eval_batches) // 4)]
+
+    def mean_nll(m: torch.nn.Module) -> float:
+        per = evaluate_nll(m, subset)[2]
+        return sum(x for x, _ in per) / max(1, sum(n for _, n in per))
+
+    moe = MoEModel(model)
+    base = mean_nll(model)
+    damage = torch.zeros(len(moe.blocks), max(b.num_experts for b in moe.blocks), dtype=torch.float64)
+    for row, block in enumerate(moe.blocks):
+        for expert in range(block.num_experts):
+            with moe.mask({block.layer: [expert]}):
+                damage[row, expert] = mean_nll(model) - base
+    stats = default_stats_cache.get_or_collect(model, calib)
+    lines = [
+        "Held-out NLL increase (nats/token) when one expert is masked, per layer (columns = experts):",
+        "",
+        "```",
+        *[
+            f"layer {block.layer}: " + " ".join(f"{float(d):+.4f}" for d in damage[row, : block.num_experts])
+            for row, block in enumerate(moe.blocks)
+        ],
+        "```",
+        "",
+        "| criterion | mean Spearman rho with single-expert damage (over layers) | per layer |",
+        "|---|---:|---|",
+    ]
+    for name in ("frequency", "soft-count", "gate-sum", "ean", "reap", "importance", "random"):
+        scores = criteria.score(name, stats)
+        rhos = []
+        for row, block in enumerate(moe.blocks):
+            rho = spearmanr(scores[row, : block.num_experts].numpy(), damage[row, : block.num_experts].numpy())[0]
+            rhos.append(0.0 if rho != rho else float(rho))  # NaN (constant scores) -> 0
+        lines.append(f"| `{name}` | {statistics.fmean(rhos):+.2f} | {' '.join(f'{r:+.2f}' for r in rhos)} |")
+    oracle_rows = []
+    for ratio in args.ratios:
+        drop = {}
+        for row, block in enumerate(moe.blocks):
+            n = int(ratio * block.num_experts + 0.5)
+            drop[block.layer] = sorted(range(block.num_experts), key=lambda e, r=row: float(damage[r, e]))[:n]
+        with moe.mask(drop):
+            ppl = evaluate_nll(model, eval_batches)[0]
+        oracle_rows.append(
+            f"- oracle at {ratio:.0%} (mask the experts whose single removal hurt least): "
+            f"held-out perplexity {ppl:.2f}; removed {drop}"
+        )
+    return lines + ["", *oracle_rows]
 
 
 def calibration_domain(model: torch.nn.Module, tok: Any, args: Any) -> list[str]:
@@ -388,6 +452,7 @@ def write_markdown(
     rows: list[Row],
     prof: Any,
     domain: list[str],
+    oracle: list[str],
     curve: list,
     calib: Any,
     evaluation: Any,
@@ -458,6 +523,10 @@ def write_markdown(
             f"{c['dead']}/{c['experts']} | {c['dead@0.25']}/{c['experts']} |"
             for c in curve
         ],
+        "",
+        "## Which criterion predicts the damage? (single-expert removal oracle)",
+        "",
+        *(oracle or ["(skipped in --quick mode)"]),
         "",
         "## Calibration domain: English-only vs diverse",
         "",
