@@ -365,8 +365,9 @@ class MoEModel:
         config = getattr(self.model, "config", None)
         text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
         top_k = _first_int_attr([router, mod, text_config], _TOPK_ATTRS)
-        n_group = _first_int_attr([router, mod], _GROUP_ATTRS) or 1
-        topk_group = _first_int_attr([router, mod], _TOPK_GROUP_ATTRS) or 1
+        # groups: the router's own attribute, else the config's (conservative: refuses more keep-sets)
+        n_group = _first_int_attr([router, mod], _GROUP_ATTRS) or _first_int_attr([text_config], ("n_group",)) or 1
+        topk_group = _first_int_attr([router, mod, text_config], _TOPK_GROUP_ATTRS) or 1
         block = MoEBlock(
             layer=_layer_index(name, position),
             name=name,
@@ -656,6 +657,7 @@ class MoEModel:
                 if isinstance(value, int) and not isinstance(value, bool) and value == old:
                     setattr(sub, attr, new)
         block.num_experts = new
+        self._probe(block)  # the block must still run and route over the new count
 
     def _uniform(self) -> bool:
         return len({b.num_experts for b in self.blocks}) == 1
