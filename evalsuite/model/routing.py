@@ -13,7 +13,7 @@ positions are excluded from every statistic.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,11 +174,14 @@ class _LayerAccumulator:
 @torch.no_grad()
 def collect_routing_stats(
     model: nn.Module | MoEModel,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None]],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor | None] | Mapping[str, torch.Tensor]],
     *,
     output_samples: int = 256,
 ) -> RoutingStats:
     """Run ``batches`` of ``(input_ids, attention_mask)`` and accumulate routing statistics per MoE layer.
+
+    A batch may also be a mapping with ``input_ids`` / ``attention_mask`` (a tokenizer's output); a
+    missing mask means no padding.
 
     ``expert_outputs[i]`` is ``[E, N, H]``: every expert of layer ``layers[i]`` applied to the same
     ``N <= output_samples`` unpadded tokens, a uniform sample (fixed seed) over all batches, the same token
@@ -232,10 +235,15 @@ def collect_routing_stats(
     modes = {m: m.training for m in net.modules()}
     net.eval()
     try:
-        for input_ids, attention_mask in batches:
+        embeddings = net.get_input_embeddings() if hasattr(net, "get_input_embeddings") else None
+        device = embeddings.weight.device if embeddings is not None else next(net.parameters()).device
+        for item in batches:
+            if isinstance(item, Mapping):  # a tokenizer's BatchEncoding / dict
+                input_ids, attention_mask = item["input_ids"], item.get("attention_mask")
+            else:
+                input_ids, attention_mask = item
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
-            device = next(net.parameters()).device
             input_ids = input_ids.to(device)
             attention_mask = attention_mask.to(device)
             state["valid"] = attention_mask.reshape(-1).bool()

@@ -155,3 +155,12 @@ def test_experts_arguments_are_read_by_name_too() -> None:
     with capture_routing(block) as cap:
         block.experts(hidden_states=h, top_k_index=i, top_k_weights=w)
     assert torch.equal(cap.calls[0][3], out)
+
+
+def test_batches_may_be_tokenizer_mappings() -> None:
+    moe = MoEModel(_base_model("mixtral"))
+    ids, mask = batch(7)
+    as_tuple = collect_routing_stats(moe, [(ids, mask)], output_samples=0)
+    as_dict = collect_routing_stats(moe, [{"input_ids": ids, "attention_mask": mask}], output_samples=0)
+    assert torch.equal(as_tuple.counts, as_dict.counts) and as_tuple.tokens == as_dict.tokens == int(mask.sum())
+    assert torch.allclose(as_tuple.reap, as_tuple.reap_sum / as_tuple.counts.clamp_min(1))
