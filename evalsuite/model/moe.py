@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -168,7 +168,7 @@ class _Handle:
     def _commit(self) -> None:
         pass
 
-    def __enter__(self) -> _Handle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -195,12 +195,18 @@ class MaskHandle(_Handle):
         for owner, attr, axis, experts in self._biases:
             unpush_selection_bias(owner, attr, axis, experts)
 
-    def _commit(self) -> None:
-        raise InvalidRecipeError("a mask cannot be committed; use MoEModel.remove() to drop experts for good")
+    def commit(self) -> None:
+        raise InvalidRecipeError(
+            "a mask cannot be committed (it lives in hooks, not weights); use MoEModel.remove() with the kept "
+            "experts, or save(path, physical=True), to drop experts for good"
+        )
 
 
 class WeightHandle(_Handle):
-    """Saved slices of tensors changed in place (scaled router rows, zeroed experts)."""
+    """Saved slices of tensors changed in place (scaled router rows, zeroed experts).
+
+    Overlapping scale/zero handles on the same experts must be restored in reverse order (last first).
+    """
 
     def __init__(self, owner: MoEModel) -> None:
         super().__init__(owner)
