@@ -115,6 +115,7 @@ def mask_bias(num_experts: int, drop: list[int], device: torch.device) -> torch.
 MASK_ATTR = "_evalsuite_masks"  # on the router: {handle key: dropped expert ids}
 BIAS_ATTR = "_evalsuite_bias_masks"  # on the selection-bias owner: {(attr, expert): [count, original]}
 _STACK_ATTR = "_evalsuite_mask_modes"
+_BIAS_CACHE_ATTR = "_evalsuite_mask_bias"
 _MASK_HOOKS: weakref.WeakKeyDictionary[nn.Module, list[RemovableHandle]] = weakref.WeakKeyDictionary()
 
 
@@ -125,8 +126,15 @@ def _mask_pre_hook(weight_path: str, module: nn.Module, args: Any) -> None:
         stack.append(None)
         return
     weight = module.get_parameter(weight_path)
-    drop = sorted(set().union(*masks.values()))
-    mode = _RouterMode(weight, int(weight.shape[0]), mask_bias(int(weight.shape[0]), drop, weight.device), None)
+    drop = tuple(sorted(set().union(*masks.values())))
+    cached = module.__dict__.get(_BIAS_CACHE_ATTR)
+    if cached is None or cached[0] != (drop, weight.device, int(weight.shape[0])):
+        cached = (
+            (drop, weight.device, int(weight.shape[0])),
+            mask_bias(int(weight.shape[0]), list(drop), weight.device),
+        )
+        module.__dict__[_BIAS_CACHE_ATTR] = cached
+    mode = _RouterMode(weight, int(weight.shape[0]), cached[1], None)
     mode.__enter__()
     stack.append(mode)
 
@@ -155,6 +163,7 @@ def remove_router_mask(router: nn.Module, key: int) -> None:
     masks.pop(key, None)
     if not masks:
         router.__dict__.pop(MASK_ATTR, None)
+        router.__dict__.pop(_BIAS_CACHE_ATTR, None)
         for handle in _MASK_HOOKS.pop(router, []):
             handle.remove()
 
