@@ -31,7 +31,18 @@ __all__ = ["RoutingStats", "collect_routing_stats", "capture_routing"]
 class RoutingStats:
     """Accumulated routing statistics; ``[L, E]`` float64 tensors, row i = MoE layer ``layers[i]``.
 
-    ``E`` is the largest expert count over the MoE layers (rows of smaller layers are zero-padded).
+    Over unpadded tokens only. ``E`` is the largest expert count over the MoE layers (rows of smaller
+    layers are zero-padded).
+
+    - ``counts``: top-k selections of each expert (sums to ``tokens * top_k`` per row).
+    - ``top1_counts`` / ``top1_conf_sum``: how often the expert had the largest routing weight, and the
+      sum of that weight (the router's confidence).
+    - ``gate_sum``: sum of the routing weights g_j(x) the experts received (after renormalisation/scaling).
+    - ``prob_sum``: soft count, the router's score (softmax, or sigmoid for sigmoid routers) of every
+      expert summed over all tokens; masked experts score 0.
+    - ``ean_sum`` / ``reap_sum``: sums of ||f_j(x)|| and g_j(x)·||f_j(x)|| over routed tokens; see the
+      ``ean`` / ``reap`` means.
+    - ``expert_outputs[i]``: ``[E, N, H]`` float32, every expert on the same N sampled tokens.
     """
 
     layers: list[int]

@@ -240,6 +240,7 @@ def logits(moe: MoEModel, data: tuple[torch.Tensor, torch.Tensor] | None = None)
 
 
 def assert_close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> None:
+    a, b = a.detach(), b.detach()
     scale = max(1.0, float(b.abs().max()))
     diff = float((a - b).abs().max())
     assert diff <= tol * scale, f"max abs diff {diff:.3g} > {tol * scale:.3g}"
