@@ -43,7 +43,7 @@ from evalsuite.model.loading import configure_torch, load_model
 from evalsuite.model.moe import MoEModel
 
 ROOT = Path(__file__).resolve().parents[1]
-PRUNE = ["frequency", "soft-count", "gate-sum", "ean", "reap", "importance", "random"]
+PRUNE = ["frequency", "soft-count", "gate-sum", "ean", "reap", "reap-sum", "importance", "random"]
 PRUNE_EXTRA = [
     "random,seed=1",
     "random,seed=2",
@@ -329,7 +329,7 @@ def oracle_section(model: torch.nn.Module, tok: Any, calib: Any, eval_batches: l
         "| criterion | mean Spearman rho with single-expert damage (over layers) | per layer |",
         "|---|---:|---|",
     ]
-    for name in ("frequency", "soft-count", "gate-sum", "ean", "reap", "importance", "random"):
+    for name in ("frequency", "soft-count", "gate-sum", "ean", "reap", "reap-sum", "importance", "random"):
         scores = criteria.score(name, stats)
         rhos = []
         for row, block in enumerate(moe.blocks):

@@ -9,6 +9,8 @@ tested on hand-built statistics. Definitions follow the seeds (002, and the pape
 - ean         sum_{x routed to j} ||f_j(x)||    (expert activation norm, Jaiswal et al.)
 - reap        mean_{x routed to j} g_j(x) ||f_j(x)||  (Lasby et al.; conditional mean, so rare
               experts that matter when used survive)
+- reap-sum    sum_{x routed to j} g_j(x) ||f_j(x)|| = count_j x reap_j: the output error of removing j
+              summed over *all* tokens (an extra, to tell "REAP's signal" from "REAP ignores frequency")
 - importance  top1_j * exp(mean top-1 confidence)  (Koishekenov et al., NLLB-200)
 - random      seeded uniform noise (a control)
 """
@@ -51,6 +53,10 @@ def reap(stats: Any, **_: Any) -> torch.Tensor:
     return _safe_div(_f(stats.reap_sum), _f(stats.counts))
 
 
+def reap_sum(stats: Any, **_: Any) -> torch.Tensor:
+    return _f(stats.reap_sum).clone()
+
+
 def importance(stats: Any, **_: Any) -> torch.Tensor:
     top1 = _f(stats.top1_counts)
     confidence = _safe_div(_f(stats.top1_conf_sum), top1)
@@ -69,6 +75,7 @@ CRITERIA: dict[str, Criterion] = {
     "gate-sum": gate_sum,
     "ean": ean,
     "reap": reap,
+    "reap-sum": reap_sum,
     "importance": importance,
     "random": random_scores,
 }

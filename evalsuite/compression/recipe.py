@@ -30,6 +30,7 @@ PRUNING_METHODS: dict[str, str] = {
     "gate-sum": "summed routing weight g_j(x) over the tokens routed to the expert",
     "ean": "expert activation norm: summed ||f_j(x)|| over routed tokens",
     "reap": "REAP: mean over routed tokens of g_j(x) * ||f_j(x)||",
+    "reap-sum": "REAP total: summed g_j(x) * ||f_j(x)|| (= frequency x REAP, the expected error over all tokens)",
     "importance": "top-1 count x exp(mean top-1 confidence) (NLLB-200 importance)",
     "random": "seeded random scores (a control)",
 }

@@ -49,6 +49,9 @@ def test_reap_is_a_conditional_mean() -> None:
     # An expert never routed to scores 0, not NaN.
     dead = _stats(counts=[[0.0, 2.0]], reap_sum=[[0.0, 1.0]])
     assert criteria.reap(dead)[0].tolist() == [0.0, 0.5]
+    # reap-sum weighs the same saliency by usage: experts 1 and 2 tie under REAP, the busier 1 wins here.
+    assert _rank(criteria.score("reap-sum", STATS)) == [0, 2, 1, 3]
+    assert criteria.score("reap-sum", STATS)[0].tolist() == [10.0, 30.0, 24.0, 40.0]
 
 
 def test_importance_product() -> None:
