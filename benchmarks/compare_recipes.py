@@ -356,7 +356,7 @@ def calibration_domain(model: torch.nn.Module, tok: Any, args: Any) -> list[str]
 
     Per criterion and ratio: perplexity on the English and on the non-English evaluation halves, and in
     how many layers the removed experts differ between the two calibrations."""
-    budget = max(512, args.eval_tokens // 4)
+    budget = max(512, args.eval_tokens // 8)
     evals = {}
     for lang in LANGUAGES:
         try:

@@ -431,7 +431,7 @@ def compress(
     LRU cache shared by all recipes). Raises InvalidRecipeError for recipes this model cannot take."""
     from evalsuite.model.moe import MoEModel
 
-    recipe = parse_recipe(recipe) if not isinstance(recipe, Recipe) else recipe
+    recipe = parse_recipe(recipe)  # validates Recipe values built directly, too
     moe = MoEModel(model)
     layers, experts, top_k = _layout(moe)
     mode = recipe.option("apply")

@@ -244,6 +244,8 @@ def _split_amount(text: str, *, kind: str = "amount") -> tuple[float | None, int
             f"recipe amount {text!r} is not a number; use a ratio of experts to remove (0 < r < 1, e.g. "
             f"'reap:0.25') or a count of experts to keep per layer (e.g. 'reap:6')"
         ) from None
+    if not math.isfinite(value):
+        raise InvalidRecipeError(f"recipe amount {text!r} is not finite; use a ratio in (0, 1) or a count >= 1")
     if kind == "ratio" or (kind == "amount" and ("." in text or "e" in text.lower() or value < 0)):
         if not 0.0 < value < 1.0:
             raise InvalidRecipeError(
@@ -313,7 +315,7 @@ def _validated(recipe: Recipe) -> Recipe:
 def parse_recipe(text: str | Recipe) -> Recipe:
     """Parse the short form (see module docstring). Raises InvalidRecipeError listing valid choices."""
     if isinstance(text, Recipe):
-        return text
+        return _validated(text)
     raw = str(text).strip()
     if not raw:
         raise InvalidRecipeError(f"empty recipe; write METHOD:AMOUNT, e.g. 'reap:0.25'. Methods: {available_methods()}")

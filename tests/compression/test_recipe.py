@@ -98,6 +98,8 @@ def test_available_methods() -> None:
         ("reap:-0.1", "outside (0, 1)"),
         ("reap:0", "neither a ratio"),
         ("reap:abc", "not a number"),
+        ("reap:nan", "not finite"),
+        ("reap:inf", "not finite"),
         ("reap", "has no amount"),
         ("reap:0.25,scope=everywhere", "choose one of layer, global"),
         ("reap:0.25,grouping=hc", "does not apply to prune"),
@@ -114,6 +116,12 @@ def test_invalid_recipes_name_the_valid_choices(text: str, needle: str) -> None:
     with pytest.raises(InvalidRecipeError) as info:
         parse_recipe(text)
     assert needle in str(info.value)
+
+
+def test_recipe_values_built_directly_are_validated() -> None:
+    with pytest.raises(InvalidRecipeError, match="valid methods"):
+        parse_recipe(Recipe(method="bogus", ratio=0.5))
+    assert parse_recipe(Recipe(method="reap", ratio=0.5, options={"apply": "mask"})) == parse_recipe("reap:0.5")
 
 
 def test_local_calibration_file(tmp_path) -> None:
