@@ -452,41 +452,62 @@ class Gate:
             detail = f"tests {result.status}: {last[0]}"
         return {"code_passed": bool(result.passed), "code_detail": detail[:300]}
 
-    def discriminative(self, active: ActiveModel, case: Case) -> dict[str, Any]:
-        """Perplexity or multiple-choice values of the variant on the case's data (cached)."""
-        key = self._cache_key(active, case, "disc")
-        if key in self._values:
-            return self._values[key]
-        from evalsuite.gate import lm_eval_checks
-
+    def _data_rows(self, case: Case) -> list[dict[str, Any]]:
         rows = _read_jsonl(resolve_data_path(case), None)
         if case.data and case.data.startswith("heldout:"):
             from evalsuite.compression.calibration import heldout_split
 
             rows = heldout_split(rows, "eval")  # never score on text a recipe may calibrate on
-        rows = rows[: case.limit] if case.limit else rows
+        return rows[: case.limit] if case.limit else rows
+
+    def discriminative(self, active: ActiveModel, case: Case) -> dict[str, Any]:
+        """Perplexity or multiple-choice values of the variant on the case's data (cached).
+
+        All registered cases of the same kind are scored in one lm-eval call: its per-call setup costs
+        seconds, the scoring of a few dozen documents of a small model much less.
+        """
+        key = self._cache_key(active, case, "disc")
+        if key in self._values:
+            return self._values[key]
+        from evalsuite.gate import lm_eval_checks
+
+        batch = [
+            self.cases[k] for k in self.wanted.get(active.variant.label, [])
+            if self.cases[k].kind == case.kind and self._cache_key(active, self.cases[k], "disc") not in self._values
+        ]
+        if case not in batch:
+            batch.append(case)
+        rows = [self._data_rows(c) for c in batch]
+        flat = [r for part in rows for r in part]
         start = time.perf_counter()
         bs = self.settings.batch_size
         if case.kind == "perplexity":
             docs = lm_eval_checks.perplexity_per_doc(
-                active.model, active.tokenizer, [r["text"] for r in rows], batch_size=bs
+                active.model, active.tokenizer, [r["text"] for r in flat], batch_size=bs
             )
-            values = {
-                "docs": len(docs),
-                "token_perplexity": round(float(lm_eval_checks.token_perplexity(docs)), 6),
-                "loglikelihood": [round(float(d.loglikelihood), 4) for d in docs],
-            }
         else:
-            items = lm_eval_checks.mc_per_item(active.model, active.tokenizer, rows, batch_size=bs)
-            values = {
-                "items": len(items),
-                "accuracy": round(float(lm_eval_checks.mc_accuracy(items)), 6),
-                "correct": [int(bool(i.acc)) for i in items],
-                "ids": [str(i.item_id) for i in items],
-            }
-        self.timing.extra[case.key] = self.timing.extra.get(case.key, 0.0) + time.perf_counter() - start
-        self._values[key] = values
-        return values
+            items = lm_eval_checks.mc_per_item(active.model, active.tokenizer, flat, batch_size=bs)
+        self.timing.extra[case.kind] = self.timing.extra.get(case.kind, 0.0) + time.perf_counter() - start
+        offset = 0
+        for other, part in zip(batch, rows, strict=True):
+            if case.kind == "perplexity":
+                mine = docs[offset : offset + len(part)]
+                values = {
+                    "docs": len(mine),
+                    "token_perplexity": round(float(lm_eval_checks.token_perplexity(mine)), 6),
+                    "loglikelihood": [round(float(d.loglikelihood), 4) for d in mine],
+                }
+            else:
+                mine = items[offset : offset + len(part)]
+                values = {
+                    "items": len(mine),
+                    "accuracy": round(float(lm_eval_checks.mc_accuracy(mine)), 6),
+                    "correct": [int(bool(i.acc)) for i in mine],
+                    "ids": [str(r.get("id", i)) for i, r in enumerate(part)],
+                }
+            offset += len(part)
+            self._values[self._cache_key(active, other, "disc")] = values
+        return self._values[key]
 
     def run_info(self) -> dict[str, Any]:
         """Key facts of this run for reports (model, fingerprint, variants, settings, versions)."""

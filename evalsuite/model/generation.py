@@ -142,12 +142,20 @@ def generate_greedy(
     pad_id = pad_id_of(tokenizer)
     eos = _eos_ids(model, tokenizer)
     device = next(model.parameters()).device
-    order = sorted(range(n), key=lambda i: (budgets[i], len(prompts[i])))
+    # one batch holds prompts with the same stop strings (so generation can end early on them), then
+    # similar budgets and lengths (less padding); grouping never changes a prompt's tokens
+    order = sorted(range(n), key=lambda i: (sorted(stops[i]), budgets[i], len(prompts[i])))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and sorted(stops[groups[-1][0]]) == sorted(stops[i]) and len(groups[-1]) < max(1, batch_size):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
     results: list[Generation | None] = [None] * n
     was_training = model.training
     model.eval()
     try:
-        for batch in _batches(order, max(1, batch_size)):
+        for batch in groups:
             ids, mask = _left_pad([prompts[i] for i in batch], pad_id)
             budget = max(budgets[i] for i in batch)
             config = GenerationConfig(
@@ -157,10 +165,15 @@ def generate_greedy(
                 eos_token_id=sorted(eos) or None,
                 pad_token_id=pad_id,
             )
+            extra = {}
+            if stops[batch[0]]:
+                config.stop_strings = list(stops[batch[0]])
+                extra["tokenizer"] = tokenizer
             out = model.generate(
                 input_ids=ids.to(device),
                 attention_mask=mask.to(device),
                 generation_config=config,
+                **extra,
             )
             new = out[:, ids.shape[1] :].tolist()
             for row, i in enumerate(batch):
