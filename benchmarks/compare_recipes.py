@@ -43,6 +43,7 @@ from evalsuite.model.loading import configure_torch, load_model
 from evalsuite.model.moe import MoEModel
 
 ROOT = Path(__file__).resolve().parents[1]
+ORACLE_RHO: dict[str, float] = {}  # criterion -> mean Spearman rho with single-expert damage (filled by oracle)
 PRUNE = ["frequency", "soft-count", "gate-sum", "ean", "reap", "reap-sum", "importance", "random"]
 PRUNE_EXTRA = [
     "random,seed=1",
@@ -336,6 +337,7 @@ def oracle_section(model: torch.nn.Module, tok: Any, calib: Any, eval_batches: l
             rho = spearmanr(scores[row, : block.num_experts].numpy(), damage[row, : block.num_experts].numpy())[0]
             rhos.append(0.0 if rho != rho else float(rho))  # NaN (constant scores) -> 0
         lines.append(f"| `{name}` | {statistics.fmean(rhos):+.2f} | {' '.join(f'{r:+.2f}' for r in rhos)} |")
+        ORACLE_RHO[name] = statistics.fmean(rhos)
     oracle_rows = []
     for ratio in args.ratios:
         drop = {}
@@ -441,6 +443,26 @@ def findings(rows: list[Row], ratios: list[float], experts: int) -> list[str]:
                 f"  Perplexity at that count: merges mean {mp:.2f} (best {best_m.recipe} {best_m.ppl:.2f}), "
                 f"prunes mean {pp:.2f}" + (f", REAP {reap.ppl:.2f} (rel. d2 {reap.rel_d2:.3f})." if reap else ".")
             )
+    if ORACLE_RHO:
+        ranked = sorted(ORACLE_RHO.items(), key=lambda kv: -kv[1])
+        line = (
+            "- Why: rank correlation of each criterion with the measured held-out damage of removing each expert "
+            "alone (see the oracle section): " + ", ".join(f"{k} {v:+.2f}" for k, v in ranked) + ". "
+        )
+        if ORACLE_RHO.get("reap", 0.0) < ORACLE_RHO.get("frequency", 0.0):
+            line += (
+                "REAP ranks experts worse than frequency here. Its conditional mean ignores how often an expert "
+                "is used; on this model (8 coarse experts per layer, top-2, load-balancing loss) an often-used "
+                "expert with a small per-token contribution still carries a large share of the traffic, which "
+                "REAP's derivation (for 64-512 fine-grained experts) does not weigh."
+            )
+        else:
+            line += "REAP ranks experts at least as well as frequency here, in line with seed 002."
+        out.append(line)
+    out.append(
+        "- Reading distinct-n: it falls when a model loops and rises when it degenerates into noise, so a merge "
+        "with rel. d2 > 1 and much higher perplexity / lower top-1 agreement is not 'more diverse' in a good way."
+    )
     return out
 
 
