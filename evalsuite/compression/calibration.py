@@ -49,8 +49,14 @@ def heldout_dir() -> Path:
     return Path(str(resources.files("evalsuite") / "data" / "heldout"))
 
 
+def _has_data(name: str) -> bool:
+    folder = heldout_dir()
+    return any(any(folder.glob(pattern)) for pattern in NAMED_SETS[name][1])
+
+
 def available_calibration_sets() -> list[str]:
-    return list(NAMED_SETS)
+    """Named sets whose held-out files are present in this installation."""
+    return [name for name in NAMED_SETS if _has_data(name)]
 
 
 def _looks_like_path(name: str) -> bool:
@@ -60,13 +66,19 @@ def _looks_like_path(name: str) -> bool:
 def check_calibration_name(name: str) -> None:
     """Raise InvalidRecipeError unless `name` is a named set or an existing local file."""
     if name in NAMED_SETS:
+        if not _has_data(name):
+            raise InvalidRecipeError(
+                f"calibration set {name!r} has no data in {heldout_dir()} ({', '.join(NAMED_SETS[name][1])} "
+                f"missing); available sets: {', '.join(available_calibration_sets()) or 'none'}; "
+                "or give a path to a local .jsonl / .txt file"
+            )
         return
     if _looks_like_path(name) or Path(name).is_file():
         if not Path(name).is_file():
             raise InvalidRecipeError(f"calibration file {name!r} does not exist; give an existing .jsonl or .txt file")
         return
     raise InvalidRecipeError(
-        f"calibration set {name!r} is unknown; named sets: {', '.join(NAMED_SETS)}; "
+        f"calibration set {name!r} is unknown; named sets: {', '.join(available_calibration_sets())}; "
         "or give a path to a local .jsonl / .txt file"
     )
 

@@ -79,3 +79,12 @@ def test_local_files(tmp_path: Path, tokenizer) -> None:
         calibration.calibration_batches(str(tmp_path / "nope.jsonl"), tokenizer)
     with pytest.raises(InvalidRecipeError, match="named sets"):
         calibration.check_calibration_name("wikitext")
+
+
+def test_missing_named_set_fails_at_parse_time(heldout: Path) -> None:
+    from evalsuite.compression.recipe import parse_recipe
+
+    with pytest.raises(InvalidRecipeError, match=r"'code' has no data .* available sets: en, es, arithmetic"):
+        parse_recipe("reap:0.25@code")
+    assert parse_recipe("reap:0.25@es").calibration == "es"
+    assert "code" not in calibration.available_calibration_sets()
