@@ -284,6 +284,7 @@ class MoEModel:
             )
         for position, (name, mod) in enumerate(candidates):
             blocks.append(self._describe_block(name, mod, position, looked_for))
+        self._probe(blocks)
         layers = [b.layer for b in blocks]
         if len(set(layers)) != len(layers):
             for i, b in enumerate(blocks):
@@ -390,39 +391,75 @@ class MoEModel:
             n_group=max(1, n_group),
             topk_group=max(1, topk_group),
         )
-        self._probe(block)
         return block
 
-    def _probe(self, block: MoEBlock) -> None:
-        """Run the block once on random input to confirm the experts interface and infer the routing rule."""
-        weight = block.router_weight.tensor
-        hidden_size = int(weight.shape[1])
-        gen = torch.Generator(device="cpu").manual_seed(1234)
-        x = torch.randn(1, 16, hidden_size, generator=gen).to(device=weight.device, dtype=self._compute_dtype(block))
-        seen: dict[str, Any] = {}
-        logits: list[torch.Tensor] = []
+    def _probe(self, blocks: list[MoEBlock]) -> None:
+        """Run each block once on random input to confirm the experts interface and infer the routing rule.
 
-        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            if "call" not in seen:
-                seen["call"] = _bind_experts_args(module, args, kwargs)
-
-        handles = [block.experts.register_forward_pre_hook(hook, with_kwargs=True)]
-        handles += tap_router(block.router, weight, block.num_experts, record=logits.append)
-        modes = {m: m.training for m in block.module.modules()}
+        Blocks that cannot run alone (e.g. a whole decoder layer that needs position embeddings) are
+        probed together through one forward of the full model on a few token ids instead.
+        """
+        failed: list[tuple[MoEBlock, Exception]] = []
+        for block in blocks:
+            weight = block.router_weight.tensor
+            gen = torch.Generator(device="cpu").manual_seed(1234)
+            x = torch.randn(1, 16, int(weight.shape[1]), generator=gen)
+            x = x.to(device=weight.device, dtype=self._compute_dtype(block))
+            try:
+                seen = self._observe([block], lambda b=block, x=x: b.module(x))
+            except Exception as exc:  # noqa: BLE001 - retried through the full model below
+                failed.append((block, exc))
+                continue
+            self._check_call(block, *seen[0])
+        if not failed:
+            return
         try:
-            block.module.eval()
-            with torch.no_grad():
-                block.module(x)
+            seen = self._observe([b for b, _ in failed], self._model_probe_input())
         except Exception as exc:  # noqa: BLE001 - any failure means the layout is not understood
+            block, block_exc = failed[0]
             raise self._unsupported(
-                block.name, f"running the block on a probe input failed ({type(exc).__name__}: {exc})"
+                block.name,
+                f"running the block on a probe input failed ({type(block_exc).__name__}: {block_exc}; "
+                f"full-model probe: {type(exc).__name__}: {exc})",
             ) from exc
+        for (block, _), observed in zip(failed, seen, strict=True):
+            self._check_call(block, *observed)
+
+    def _model_probe_input(self) -> Any:
+        config = getattr(self.model, "config", None)
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        vocab = int(getattr(text, "vocab_size", 0) or 32)
+        embeddings = self.model.get_input_embeddings() if hasattr(self.model, "get_input_embeddings") else None
+        device = embeddings.weight.device if embeddings is not None else next(self.model.parameters()).device
+        ids = (torch.arange(3, 19, device=device) * 7919 % max(vocab - 3, 1) + 3).unsqueeze(0)
+        return lambda: self.model(input_ids=ids, use_cache=False)
+
+    def _observe(self, blocks: list[MoEBlock], run: Any) -> list[tuple[Any, list[torch.Tensor]]]:
+        """Run ``run()`` in eval/no-grad with hooks; per block: the first experts call and router logits."""
+        seen: list[dict[str, Any]] = [{} for _ in blocks]
+        logits: list[list[torch.Tensor]] = [[] for _ in blocks]
+        handles = []
+        for i, block in enumerate(blocks):
+
+            def hook(module: nn.Module, args: tuple, kwargs: dict, _i: int = i) -> None:
+                if "call" not in seen[_i]:
+                    seen[_i]["call"] = _bind_experts_args(module, args, kwargs)
+
+            handles.append(block.experts.register_forward_pre_hook(hook, with_kwargs=True))
+            handles += tap_router(block.router, block.router_weight.tensor, block.num_experts, record=logits[i].append)
+        modes = {m: m.training for m in self.model.modules()}
+        try:
+            self.model.eval()
+            with torch.no_grad():
+                run()
         finally:
             for h in handles:
                 h.remove()
             for m, training in modes.items():
                 m.training = training
-        call = seen.get("call")
+        return [(s.get("call"), lg) for s, lg in zip(seen, logits, strict=True)]
+
+    def _check_call(self, block: MoEBlock, call: Any, logits: list[torch.Tensor]) -> None:
         if call is None or not all(isinstance(v, torch.Tensor) for v in call):
             raise self._unsupported(
                 block.name,
@@ -646,6 +683,7 @@ class MoEModel:
         for block, ids in plan:
             self._slice_block(block, ids)
         self._sync_config()
+        self._probe([b for b, _ in plan])  # every changed block must still run and route over its new count
 
     def _slice_block(self, block: MoEBlock, ids: list[int]) -> None:
         old = block.num_experts
@@ -663,7 +701,6 @@ class MoEModel:
                 if isinstance(value, int) and not isinstance(value, bool) and value == old:
                     setattr(sub, attr, new)
         block.num_experts = new
-        self._probe(block)  # the block must still run and route over the new count
 
     def _uniform(self) -> bool:
         return len({b.num_experts for b in self.blocks}) == 1

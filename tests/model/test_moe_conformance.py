@@ -101,7 +101,16 @@ EXTRA: dict[str, dict] = {
     "dots1": {},
     "exaone_moe": {},
     "flex_olmo": {},
+    "dots3_note_text": {},
     "flint": {"mlp_only_layers": []},
+    "gemma4_text": {
+        "enable_moe_block": True,
+        "top_k_experts": K,
+        "num_global_key_value_heads": 4,
+        "global_head_dim": 8,
+        "vocab_size_per_layer_input": 96,
+        "hidden_size_per_layer_input": 8,
+    },
     "glm4_moe_lite": {},
     "glm4v_moe_text": {
         "rope_parameters": {
@@ -136,9 +145,6 @@ EXTRA: dict[str, dict] = {
     "mistral_large4_text": {},
     "muse_spark_text": {},
     "openai_privacy_filter": {},
-    "qwen3_5_moe_text": {},
-    "qwen3_next": {},
-    "qwen4_exp_text": {},
     "qwen3_omni_moe_text": {},
     "qwen3_vl_moe_text": {},
     "solar_open": {},
@@ -150,6 +156,16 @@ SLOW: dict[str, dict] = {
     "beam": {"mlp_layer_types": ["sparse", "sparse"], "layer_types": ["sliding_attention", "full_attention"]},
     "kimi_linear": {},
     "nemotron_h": {},
+    "diffusion_gemma_text": {
+        "enable_moe_block": True,
+        "top_k_experts": K,
+        "global_head_dim": 8,
+        "vocab_size_per_layer_input": 96,
+        "hidden_size_per_layer_input": 8,
+    },
+    "qwen3_5_moe_text": {},
+    "qwen3_next": {},
+    "qwen4_exp_text": {},
 }
 
 
@@ -159,6 +175,13 @@ def _overrides(arch: str) -> dict:
 
 def _is_grouped(arch: str) -> bool:
     return _overrides(arch).get("n_group", 1) > 1
+
+
+def _has(config, key: str) -> bool:
+    try:
+        return hasattr(config, key)
+    except Exception:  # noqa: BLE001 - per-layer attributes raise on global access; they exist
+        return True
 
 
 def _text_model_class(config) -> type:
@@ -182,7 +205,7 @@ def _base_model(arch: str) -> torch.nn.Module:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     base = AutoConfig.for_model(arch)
-    kwargs = {k: v for k, v in TINY.items() if hasattr(base, k)}
+    kwargs = {k: v for k, v in TINY.items() if _has(base, k)}
     kwargs.update(_overrides(arch))
     config = AutoConfig.for_model(arch, **kwargs)
     torch.manual_seed(0)
