@@ -1,7 +1,7 @@
 # The two front-door commands (see README): `make gate` and `make test`. Each sets up .venv first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-RECIPE ?= freq:0.5,calibration=english
+RECIPE ?= freq:0.5@english
 
 .PHONY: setup gate record test lint
 
