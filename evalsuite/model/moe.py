@@ -855,13 +855,14 @@ def _infer_rule(
     if z.shape[0] != idx.shape[0]:
         return ", ".join([f"top-{k}"] + extras), "softmax"
     found = None
+    rtol = 1e-3 if weights.dtype in (torch.float32, torch.float64) else 2e-2  # bf16/fp16 weights are coarse
     for score_fn, scores in (("softmax", z.softmax(-1)), ("sigmoid", z.sigmoid())):
         picked = scores.gather(1, idx)
         for renorm, cand in ((True, picked / picked.sum(-1, keepdim=True)), (False, picked)):
             ratio = w / cand.clamp_min(1e-300)
             scale = float(ratio.mean())
-            if torch.allclose(ratio, torch.full_like(ratio, scale), rtol=1e-3, atol=1e-6):
-                found = (score_fn, renorm, scale)
+            if torch.allclose(ratio, torch.full_like(ratio, scale), rtol=rtol, atol=1e-6):
+                found = (score_fn, renorm, scale if abs(scale - 1.0) > 2 * rtol else 1.0)
                 break
         if found:
             break
@@ -871,6 +872,6 @@ def _infer_rule(
     parts = [score_fn, f"top-{k}"]
     if renorm and k > 1:
         parts.append("renormalised")
-    if abs(scale - 1.0) > 1e-6:
-        parts.append(f"x{scale:.4g}")
+    if scale != 1.0:
+        parts.append(f"x{scale:.4g}" if rtol < 1e-2 else f"x{scale:.2g}")
     return ", ".join(parts + extras), score_fn

@@ -36,6 +36,15 @@ def test_selection_bias_is_pushed_down_not_just_the_logits() -> None:
 @pytest.mark.parametrize("arch", ["mixtral", "deepseek_v3"])
 def test_bfloat16_masking_and_removal(arch: str) -> None:
     moe = MoEModel(copy.deepcopy(_base_model(arch)).to(torch.bfloat16))
+    rule = moe.describe()[0]["routing_rule"]
+    assert (
+        rule
+        == {
+            "mixtral": "softmax, top-2, renormalised",
+            "deepseek_v3": "sigmoid, top-2, renormalised, x2.5, selection bias e_score_correction_bias, "
+            "2 expert groups, top-1 groups",
+        }[arch]
+    )
     keep = {b.layer: [0, 2, 3, 5, 6, 7] for b in moe.blocks}
     drop = {b.layer: [1, 4] for b in moe.blocks}
     with moe.mask(drop):
