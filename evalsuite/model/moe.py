@@ -498,8 +498,9 @@ class MoEModel:
         return [b.layer for b in self.blocks]
 
     def describe(self) -> list[dict[str, Any]]:
-        """Per MoE layer: expert count, top-k, routing rule and the expert-indexed tensors found."""
+        """Per MoE layer: expert count, top-k, routing rule, active masks and the expert-indexed tensors found."""
         out = []
+        masked = self.masked()
         for b in self.blocks:
             out.append(
                 {
@@ -511,6 +512,7 @@ class MoEModel:
                     "router": f"{b.name}.{b.router_name} ({type(b.router).__name__})",
                     "selection_bias": b.selection_bias.qualname if b.selection_bias else None,
                     "groups": {"n_group": b.n_group, "topk_group": b.topk_group} if b.n_group > 1 else None,
+                    "masked": masked.get(b.layer, []),
                     "expert_tensors": {t.qualname: {"axis": t.axis, "role": t.role} for t in b.tensors},
                 }
             )
