@@ -108,7 +108,8 @@ class capture_routing:  # noqa: N801 - used like a function in ``with`` statemen
             bound = _bind_experts_args(module, args, kwargs)
             if bound is not None:
                 h, i, w = bound
-                self.calls.append((h.detach(), i.detach(), w.detach(), output.detach()))
+                out = output.detach() if isinstance(output, torch.Tensor) else output
+                self.calls.append((h.detach(), i.detach(), w.detach(), out))
 
         self._handle = self.block.experts.register_forward_hook(hook, with_kwargs=True)
         return self
