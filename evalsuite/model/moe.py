@@ -574,7 +574,9 @@ class MoEModel:
             size = block.num_experts // block.n_group
             dropped = set(drop)
             alive = [sum(1 for e in range(g * size, (g + 1) * size) if e not in dropped) for g in range(block.n_group)]
-            usable = sorted(a for a in alive if a >= 2)
+            # worst case: the router picks the topk_group groups with the fewest unmasked experts (a group
+            # scored by its best expert can win with a single one); they must still hold top_k experts
+            usable = sorted(a for a in alive if a >= 1)
             if len(usable) < block.topk_group or sum(usable[: block.topk_group]) < block.top_k:
                 raise InvalidRecipeError(
                     f"mask for layer {block.layer} leaves {alive} unmasked experts per group; the router picks "

@@ -350,6 +350,28 @@ def test_masked_experts_receive_no_tokens_and_restore_is_exact(arch: str, data: 
 @arch_param
 @SETTINGS
 @given(data=st.data())
+def test_any_accepted_mask_starves_the_masked_experts(arch: str, data: st.DataObject) -> None:
+    """Not only group-balanced masks: whatever mask() accepts, masked experts get no token."""
+    moe = shared(arch)
+    drop = {}
+    for block in moe.blocks:
+        n = data.draw(st.integers(1, block.num_experts - block.top_k))
+        drop[block.layer] = data.draw(st.permutations(list(range(block.num_experts))))[:n]
+    try:
+        handle = moe.mask(drop)
+    except InvalidRecipeError as exc:
+        assert "group" in str(exc)  # only grouped routers refuse masks of a feasible size
+        return
+    with handle:
+        stats = collect_routing_stats(moe, [batch()], output_samples=0)
+    for row, layer in enumerate(stats.layers):
+        assert stats.counts[row, drop[layer]].sum() == 0
+        assert stats.counts[row].sum() == stats.tokens * stats.top_k[row]
+
+
+@arch_param
+@SETTINGS
+@given(data=st.data())
 def test_masked_equals_masked_and_zeroed(arch: str, data: st.DataObject) -> None:
     moe = shared(arch)
     drop = complement(moe, data.draw(keep_sets(moe)))
@@ -575,6 +597,8 @@ def test_bad_keep_sets_are_refused(arch: str) -> None:
     if _is_grouped(arch):
         with pytest.raises(InvalidRecipeError, match="groups"):
             moe.remove({layer: [0, 1, 2, 4, 5]})
+        with pytest.raises(InvalidRecipeError, match="per group"):  # 1 unmasked expert left in each group
+            moe.mask({layer: [0, 1, 2, 4, 5, 6]})
     with moe.mask({layer: [E - 1]}):
         with pytest.raises(InvalidRecipeError, match="masked"):
             moe.remove({layer: [0, 1, 4, 5]})
