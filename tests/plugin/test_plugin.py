@@ -82,7 +82,7 @@ def test_missing_baseline_fails_then_record_then_pass(project: pytest.Pytester):
 
 DISCRIMINATIVE = """
 cases:
-  - {id: ppl-local, kind: perplexity, domain: prose, data: ppl.jsonl}
+  - {id: ppl-local, kind: perplexity, domain: prose, data: ppl.jsonl, checks: {perplexity: {max_ratio: 1.05}}}
   - {id: mc-local, kind: multiple_choice, domain: arithmetic, data: mc.jsonl}
 """
 
