@@ -40,7 +40,7 @@ from evalsuite.compression.recipe import Recipe, parse_recipe
 from evalsuite.compression.similarity import similarity_matrix
 from evalsuite.errors import InvalidRecipeError
 
-OUTPUT_SAMPLES = 256  # tokens on which every expert's output is kept, for CKA / cosine grouping
+OUTPUT_SAMPLES = 512  # tokens (a seeded uniform sample) on which every expert output is kept, for CKA / cosine
 
 
 # ----------------------------------------------------------------------------------------------------
