@@ -121,6 +121,20 @@ def _load_cached(path: Path | None, s: GateSettings):
     return _LOADED[key]
 
 
+def describe_record(record: Any) -> str:
+    """One line of what a recipe did, from its compression record."""
+    if not isinstance(record, dict) or not isinstance(record.get("layers"), list):
+        return "compressed"
+    rows = [r for r in record["layers"] if isinstance(r, dict)]
+    removed = sum(len(r.get("removed", [])) for r in rows)
+    total = sum(int(r.get("experts", 0)) for r in rows)
+    calibration = record.get("calibration")
+    if isinstance(calibration, dict):
+        calibration = calibration.get("name")
+    text = f"removed {removed} of {total} experts over {len(rows)} layers"
+    return text + (f", calibrated on {calibration}" if calibration else "")
+
+
 def _portable(path: Path, root: Path) -> str:
     """A model path as stored in model.json: relative to the project or the package when inside."""
     try:
@@ -166,6 +180,7 @@ class Gate:
         self._baselines: dict[str, StoredBaseline | BaselineError] = {}
         self._recorded = False
         self._failed_variants: dict[str, EvalsuiteError] = {}
+        self.records: dict[str, Any] = {}  # variant label -> compression record (what was removed/merged)
         self.variants = self._variants()
 
     # -- setup -----------------------------------------------------------------------------------
@@ -251,6 +266,7 @@ class Gate:
             self._compression = compress(base.model, base.tokenizer, recipe)
             self.timing.compress_s += time.perf_counter() - start
             model = getattr(self._compression, "model", None) or base.model  # apply=remove works on a copy
+            self.records[variant.label] = getattr(self._compression, "record", None)
             active = ActiveModel(model, base.tokenizer, variant, f"{base.fingerprint}+{recipe.hash}",
                                  record=getattr(self._compression, "record", None), path=base.path,
                                  fingerprint=f"{base.fingerprint[:16]}+{recipe.hash}")
@@ -523,6 +539,8 @@ class Gate:
             info["model"] = _portable(Path(self._base.path), self.settings.rootdir)
             info["fingerprint"] = self._base.fingerprint[:16]
             info["baselines"] = str(self.store().folder)
+        for label, record in self.records.items():
+            info[f"compression {label}"] = describe_record(record)
         t = self.timing
         info["time_s"] = {"load": round(t.load_s, 2), "compress": round(t.compress_s, 2),
                           "generate": round(t.generate_s, 2), "score": round(t.score_s, 2),

@@ -93,6 +93,13 @@ def summary_lines(outcomes: Sequence[CheckOutcome], gate: Any = None) -> list[st
                 f"  {o.recipe} | {o.case_id} | {o.check} | {_fmt(o.baseline_value)} -> {_fmt(o.new_value)}"
                 f" | {o.tolerance}"
             )
+    records = getattr(gate, "records", None) or {}
+    if records:
+        from evalsuite.gate.runner import describe_record
+
+        lines.append("")
+        for label, record in records.items():
+            lines.append(f"{label}: {describe_record(record)}")
     timing = getattr(gate, "timing", None)
     if timing is not None and (timing.generate_s or timing.load_s):
         lines.append("")
