@@ -112,9 +112,13 @@ def _selects_gate(config: pytest.Config) -> bool:
         from _pytest.mark.expression import Expression
 
         expr = Expression.compile(markexpr)
+        # the expression must pick gate items specifically: `-m "not slow"` selects unmarked tests
+        # too and must not pull the gate into an ordinary test run
+        if expr.evaluate(lambda name, **_kw: False):
+            return False
         return any(expr.evaluate(lambda name, mark=mark, **_kw: name == mark) for mark in MARKERS)
     except Exception:  # an unusual expression: fall back to a plain mention
-        return any(mark in markexpr and f"not {mark}" not in markexpr for mark in MARKERS)
+        return any(mark in markexpr and "not" not in markexpr for mark in MARKERS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -144,6 +148,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if gate is None:
         return []
     s = gate.settings
+    prompts = s.resolve(s.prompts).resolve()
+    named = any(Path(a).resolve().is_relative_to(prompts) for a in config.args if Path(a).exists())
+    if not (named or _selects_gate(config)):
+        return []
     mode = "RECORD baselines of the base model" if s.update_baselines else "gate"
     lines = [
         f"evalsuite: {mode}; model {s.model or '(embedded default)'}; baselines {s.resolve(s.baselines)}; "

@@ -145,3 +145,6 @@ def test_marker_alone_collects_prompts_and_ids_read_well(project: pytest.Pyteste
     result.stdout.fnmatch_lines(["prompts/demo/basic.yaml::es-cat::chrf[[]base[]]", "*20/21 tests collected*"])
     result = project.runpytest("-m", "discriminative", "--collect-only", "-q", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*no tests collected (21 deselected)*"])
+    # an ordinary marker expression does not pull the gate into a normal test run
+    result = project.runpytest("-m", "not slow", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["tests/test_other.py::test_x", "1 test collected*"])
