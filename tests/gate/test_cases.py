@@ -106,8 +106,15 @@ def test_not_yaml_and_wrong_shape(tmp_path):
         load_case_file(_write(tmp_path, "tests: []\n"))
 
 
+# YAML 1.1 readers turn NEL and the Unicode line/paragraph separators into line breaks, so prompts are drawn
+# from text YAML can carry unchanged.
+_YAML_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x85\u2028\u2029"), min_size=1
+)
+
+
 @settings(max_examples=30, deadline=None)
-@given(prompt=st.text(min_size=1).filter(lambda s: s.strip()), other=st.text(min_size=1))
+@given(prompt=_YAML_TEXT.filter(lambda s: s.strip()), other=st.text(min_size=1))
 def test_case_hash_tracks_the_prompt_not_the_tolerances(tmp_path_factory, prompt, other):
     import yaml
 
