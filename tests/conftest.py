@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from evalsuite.model.loading import configure_torch
 from evalsuite.model.tiny import build_tiny_moe
 
 configure_torch(1)
+
+# CI must be reproducible: the same examples every run. Local runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
