@@ -547,6 +547,23 @@ class Gate:
                           "discriminative": round(sum(t.extra.values()), 2)}
         return info
 
+    def _check_tokenization(self, active: ActiveModel, case: Case, stored: StoredBaseline) -> None:
+        """The model fingerprint does not cover the tokenizer: a baseline whose prompt ids no longer
+        match is stale (its response ids and log-probs would be compared on other tokens)."""
+        from evalsuite.model.generation import encode_prompt
+
+        key = self._cache_key(active, case, "tok")
+        if key not in self._values:
+            recorded = stored.data.get("prompt_ids")
+            now = encode_prompt(active.tokenizer, case.prompt, chat=case.chat)
+            self._values[key] = {"same": recorded is None or list(recorded) == now}
+        if not self._values[key]["same"]:
+            raise BaselineError(
+                f"stale baseline {stored.path}: the tokenizer of {active.variant.label} encodes the prompt "
+                "differently than the tokenizer the baseline was recorded with; re-record with "
+                "`pytest --evalsuite-update-baselines` if the tokenizer change is intended"
+            )
+
     # -- one check ---------------------------------------------------------------------------------
     def check(self, variant: Variant, case: Case, check: str) -> CheckOutcome:
         """Run one check of one case under one variant and keep its outcome for the reports."""
@@ -557,6 +574,7 @@ class Gate:
         tolerance = case.checks[check]
         x = CheckInput(case=case, tolerance=tolerance, baseline_metrics=stored.metrics)
         if case.generative:
+            self._check_tokenization(active, case, stored)
             gen = self.generation(active, case)
             x.baseline_text, x.new_text = stored.response, gen.text
             x.baseline_logprobs = stored.logprobs

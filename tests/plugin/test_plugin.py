@@ -72,6 +72,15 @@ def test_missing_baseline_fails_then_record_then_pass(project: pytest.Pytester):
     assert props["divergence[base]"]["case"] == "es-cat" or props["divergence[base]"]["case"] in {"greet", "sums"}
     assert {"recipe", "check", "baseline_value", "new_value", "tolerance"} <= set(props["chrf[base]"])
 
+    # the fingerprint covers weights and config, not the tokenizer: other prompt ids make a baseline stale
+    es_cat = next((project.path / "baselines").rglob("es-cat.json"))
+    data = json.loads(es_cat.read_text())
+    data["prompt_ids"][0] += 1
+    es_cat.write_text(json.dumps(data))
+    result = project.runpytest("-p", "no:cacheprovider", "prompts", "-k", "es-cat")
+    result.assert_outcomes(failed=7)
+    result.stdout.fnmatch_lines(["*stale baseline*es-cat.json: the tokenizer of base encodes the prompt differently*"])
+
     # a changed prompt makes that case's baseline stale, naming why; other cases still run
     suite = project.path / "prompts" / "demo" / "basic.yaml"
     suite.write_text(SUITE.replace("hello world", "hello there"), encoding="utf-8")
