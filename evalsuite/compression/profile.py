@@ -171,8 +171,8 @@ def dead_expert_curve(
 ) -> list[dict[str, float]]:
     """Dead experts as a function of how many calibration prompts were seen.
 
-    `counts_for(n)` returns the [L, E] counts after the first n prompts (see `profile_dead_curve` in
-    `evalsuite.compression.apply` for the model-backed version)."""
+    `counts_for(n)` returns the [L, E] counts after the first n prompts (`dead_curve_model` below is
+    the model-backed version)."""
     rows = []
     for n in prompt_counts:
         c = _as_2d(counts_for(n))
