@@ -180,6 +180,7 @@ class Gate:
         self._baselines: dict[str, StoredBaseline | BaselineError] = {}
         self._recorded = False
         self._failed_variants: dict[str, EvalsuiteError] = {}
+        self.recorded: dict[str, str] = {}  # case key -> new | changed | unchanged (update mode)
         self.records: dict[str, Any] = {}  # variant label -> compression record (what was removed/merged)
         self.variants = self._variants()
 
@@ -352,6 +353,20 @@ class Gate:
         return written
 
     def _write(self, case: Case, payload: dict[str, Any]) -> Path:
+        """Write one baseline and note whether it is new, changed or unchanged (for the summary)."""
+        path = self.store().case_path(case.suite, case.id)
+        status = "new"
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                old = {}
+            # what a reviewer cares about: the response (or a discriminative case's values), not
+            # float noise in the stored log-probs
+            keys = ("prompt", "response", "response_ids", "finish") if case.generative else ("data", "metrics")
+            same = all(old.get(k) == json.loads(json.dumps(payload.get(k))) for k in keys)
+            status = "unchanged" if same and old.get("case_hash") == self.case_hash(case) else "changed"
+        self.recorded[case.key] = status
         return self.store().write_case(
             case.suite,
             case.id,

@@ -93,6 +93,18 @@ def summary_lines(outcomes: Sequence[CheckOutcome], gate: Any = None) -> list[st
                 f"  {o.recipe} | {o.case_id} | {o.check} | {_fmt(o.baseline_value)} -> {_fmt(o.new_value)}"
                 f" | {o.tolerance}"
             )
+    recorded = getattr(gate, "recorded", None) or {}
+    if recorded:
+        counts = {k: sum(1 for v in recorded.values() if v == k) for k in ("new", "changed", "unchanged")}
+        folder = gate.store().folder if hasattr(gate, "store") else ""
+        lines.append("")
+        lines.append(
+            f"baselines recorded in {folder}: {counts['new']} new, {counts['changed']} changed, "
+            f"{counts['unchanged']} unchanged"
+        )
+        changed = [k for k, v in recorded.items() if v == "changed"]
+        if changed:
+            lines.append("  changed (review the diff): " + ", ".join(changed))
     records = getattr(gate, "records", None) or {}
     if records:
         from evalsuite.gate.runner import describe_record

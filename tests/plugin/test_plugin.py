@@ -59,6 +59,7 @@ def test_missing_baseline_fails_then_record_then_pass(project: pytest.Pytester):
     # the explicit flag records (and the same run checks the model against what it just recorded)
     result = project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=20)
+    result.stdout.fnmatch_lines(["baselines recorded in *: 3 new, 0 changed, 0 unchanged"])
     files = sorted(p.relative_to(project.path).as_posix() for p in (project.path / "baselines").rglob("*.json"))
     assert len(files) == 4 and files[0].endswith("/demo/es-cat.json") and files[-1].endswith("/model.json")
     stored = json.loads(next((project.path / "baselines").rglob("greet.json")).read_text())
