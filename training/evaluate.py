@@ -58,6 +58,16 @@ class Runner:
     def ids(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
+    def split(self, context: str, target: str) -> tuple[list[int], list[int]]:
+        """Tokenize context+target jointly (BPE merges across the boundary, e.g. a newline with the next
+        line's indentation) and split at the longest common prefix with the context alone."""
+        full, ctx = self.ids(context + target), self.ids(context)
+        k = 0
+        while k < min(len(full), len(ctx)) and full[k] == ctx[k]:
+            k += 1
+        k = min(k, len(full) - 1)
+        return full[:k], full[k:]
+
     def _pad_left(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         n = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), n), self.pad, dtype=torch.long)
@@ -98,6 +108,7 @@ class Runner:
         temperature: float = 0.8,
         top_p: float = 0.95,
         seed: int = 0,
+        min_new: int = 0,
     ) -> list[list[str]]:
         """Continuations (new text only) for each prompt; n per prompt."""
         torch.manual_seed(seed)
@@ -108,6 +119,7 @@ class Runner:
             kw = (
                 dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) if sample else dict(do_sample=False)
             )
+            kw["min_new_tokens"] = min_new
             out = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
@@ -186,6 +198,7 @@ def run_code_tests(prompt: str, completion: str, tests: list[str], entry: str) -
 def cut_body(gen: str) -> str:
     """Keep the indented body: stop at the first non-empty line that is not indented."""
     lines = []
+    gen = gen[1:] if gen.startswith("\n") else gen
     for line in gen.split("\n"):
         if line.strip() and not line.startswith((" ", "\t")):
             break
@@ -383,7 +396,7 @@ def main() -> None:
         ppl[name] = {"ppl": round(math.exp(s / n), 2), "tokens": n, "items": len(rows)}
     for lg in TRANS:
         rows = jl(f"translation-en-{lg}.jsonl")[:lim]
-        pairs = [(r.ids(x["prompt"]), r.ids(" " + x["target"] + "\n")) for x in rows]
+        pairs = [r.split(x["prompt"], " " + x["target"] + "\n") for x in rows]
         lps = r.logprobs(pairs)
         n = sum(len(t) for _, t in pairs)
         ppl[f"translation-en-{lg} (target|prompt)"] = {
@@ -392,12 +405,12 @@ def main() -> None:
             "items": len(rows),
         }
     rows = jl("arithmetic.jsonl")[:lim]
-    pairs = [(r.ids(x["prompt"]), r.ids(x["worked"])) for x in rows]
+    pairs = [r.split(x["prompt"], x["worked"]) for x in rows]
     lps = r.logprobs(pairs)
     n = sum(len(t) for _, t in pairs)
     ppl["arithmetic (worked|prompt)"] = {"ppl": round(math.exp(-sum(lps) / n), 3), "tokens": n, "items": len(rows)}
     rows = jl("code_tasks.jsonl")[:lim]
-    pairs = [(r.ids(x["prompt"]), r.ids(x["canonical_solution"])) for x in rows]
+    pairs = [r.split(x["prompt"], x["canonical_solution"]) for x in rows]
     lps = r.logprobs(pairs)
     n = sum(len(t) for _, t in pairs)
     ppl["code tasks (body|prompt)"] = {"ppl": round(math.exp(-sum(lps) / n), 3), "tokens": n, "items": len(rows)}
@@ -408,7 +421,7 @@ def main() -> None:
     lc, samples = {}, {}
     for lg in LANGS:
         rows = jl(f"prompts-{lg}.jsonl")[:lim]
-        gens = [g[0] for g in r.generate([x["prompt"] for x in rows], 40)]
+        gens = [g[0] for g in r.generate([x["prompt"] for x in rows], 40, min_new=24)]
         got = [judge_language(g) for g in gens]
         lc[lg] = {
             "rate": round(sum(g == lg for g in got) / len(got), 3),
@@ -459,8 +472,8 @@ def main() -> None:
 
     # 5. code pass@k
     rows = jl("code_tasks.jsonl")[:lim]
-    greedy = [cut_body(g[0]) for g in r.generate([x["prompt"] for x in rows], 64)]
-    sampled = r.generate([x["prompt"] for x in rows], 64, sample=True, n=args.code_samples, seed=1)
+    greedy = [cut_body(g[0]) for g in r.generate([x["prompt"].rstrip("\n") for x in rows], 64)]
+    sampled = r.generate([x["prompt"].rstrip("\n") for x in rows], 64, sample=True, n=args.code_samples, seed=1)
     p1 = [run_code_tests(x["prompt"], g, x["tests"], x["entry_point"]) for x, g in zip(rows, greedy, strict=False)]
     counts = []
     fam_ok: dict[str, list[int]] = {}
@@ -487,9 +500,9 @@ def main() -> None:
         rows = jl(f.name)[:lim]
         pairs, spans = [], []
         for x in rows:
-            c = r.ids(x["context"])
+            c = None
             spans.append((len(pairs), len(x["choices"])))
-            pairs += [(c, r.ids(ch)) for ch in x["choices"]]
+            pairs += [r.split(x["context"], ch) for ch in x["choices"]]
         lps = r.logprobs(pairs)
         lens = [len(t) for _, t in pairs]
         acc = accn = 0
@@ -767,7 +780,9 @@ def write_card(args, R: dict, cfg) -> None:
     for k2, v in R["perplexity"].items():
         w(f"| {k2} | {v['ppl']} | {v['tokens']} | {v['items']} |")
     w("\n### Language consistency (continuation of a held-out prompt, 40 new tokens)\n")
-    w("Judged by script (ru: Cyrillic, zh: Han without kana, ja: kana present) and langdetect for Latin-script text.\n")
+    w(
+        "Greedy, 40 new tokens with end-of-text suppressed for the first 24 (min_new_tokens=24), judged by script (ru: Cyrillic, zh: Han without kana, ja: kana present) and langdetect for Latin-script text.\n"
+    )
     w("| lang | rate | n | what it wrote instead |\n|---|---|---|---|")
     for k2, v in lc.items():
         w(f"| {k2} | {v['rate']:.2f} | {v['n']} | {v['confusions'] or '-'} |")
