@@ -65,9 +65,6 @@ def test_remote_code_is_never_run_unless_asked(tiny_moe_path: Path, tmp_path: Pa
     assert type(loaded.model).__module__.startswith("transformers.")
 
 
-@pytest.mark.skipif(
-    not (default_model_path() / "config.json").exists(), reason="embedded model not trained yet"
-)
 def test_embedded_default_model_is_the_default() -> None:
     loaded = load_model()
     assert loaded.path == default_model_path()
