@@ -23,11 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from evalsuite.model.routing import collect_routing_stats
 
 from evalsuite.compression import calibration_batches
 from evalsuite.compression.apply import OUTPUT_SAMPLES
 from evalsuite.model.loading import configure_torch, load_model
+from evalsuite.model.routing import collect_routing_stats
 
 
 def _rss() -> int:
