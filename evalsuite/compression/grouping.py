@@ -36,6 +36,16 @@ def _check(n_experts: int, n_groups: int) -> None:
         raise InvalidRecipeError(f"cannot form {n_groups} groups from {n_experts} experts (need 1..{n_experts})")
 
 
+def _trivial_groups(n_experts: int, n_groups: int) -> Groups | None:
+    """Validate the request; the answer when no clustering is needed (all singletons or one group)."""
+    _check(n_experts, n_groups)
+    if n_groups == n_experts:
+        return [[e] for e in range(n_experts)]
+    if n_groups == 1:
+        return [list(range(n_experts))]
+    return None
+
+
 def _canonical(labels: Sequence[int]) -> Groups:
     groups: dict[int, list[int]] = {}
     for expert, label in enumerate(labels):
@@ -92,11 +102,9 @@ def hierarchical_groups(sim: torch.Tensor | np.ndarray, n_groups: int, *, method
     """Agglomerative clustering (scipy) on distance 1 - similarity, cut at exactly `n_groups`."""
     s = _as_numpy(sim)
     n = s.shape[0]
-    _check(n, n_groups)
-    if n_groups == n:
-        return [[e] for e in range(n)]
-    if n_groups == 1:
-        return [list(range(n))]
+    trivial = _trivial_groups(n, n_groups)
+    if trivial is not None:
+        return trivial
     distance = np.clip(1.0 - s, 0.0, None)
     np.fill_diagonal(distance, 0.0)
     tree = linkage(squareform(distance, checks=False), method=method)
@@ -111,11 +119,9 @@ def spectral_groups(sim: torch.Tensor | np.ndarray, n_groups: int, *, seed: int 
     times from seeded k-means++ starts and the lowest-distortion labelling is kept."""
     s = _as_numpy(sim)
     n = s.shape[0]
-    _check(n, n_groups)
-    if n_groups == n:
-        return [[e] for e in range(n)]
-    if n_groups == 1:
-        return [list(range(n))]
+    trivial = _trivial_groups(n, n_groups)
+    if trivial is not None:
+        return trivial
     affinity = np.clip(s, 0.0, None)
     np.fill_diagonal(affinity, 0.0)
     degree = affinity.sum(axis=1) + 1e-12
