@@ -35,8 +35,9 @@ from evalsuite.compression import (
     parse_recipe,
     profile_model,
 )
-from evalsuite.compression.calibration import LANGUAGES, heldout_dir, heldout_split, read_jsonl
+from evalsuite.compression.calibration import LANGUAGES, heldout_dir, heldout_split
 from evalsuite.errors import InvalidRecipeError
+from evalsuite.io import read_jsonl
 from evalsuite.metrics.diversity import distinct_n
 from evalsuite.model.generation import encode_prompt, generate_greedy
 from evalsuite.model.loading import configure_torch, load_model

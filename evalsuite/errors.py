@@ -23,3 +23,7 @@ class CaseFileError(EvalsuiteError):
 
 class BaselineError(EvalsuiteError):
     """A stored baseline is missing, stale or unreadable."""
+
+
+class StorageError(EvalsuiteError):
+    """A file could not be written (read-only folder, disk full, a folder where a file should be)."""

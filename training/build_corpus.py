@@ -27,6 +27,8 @@ import sysconfig
 from html.parser import HTMLParser
 from pathlib import Path
 
+from evalsuite.io import write_jsonl as atomic_jsonl
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "training" / "corpus"
 HELDOUT = ROOT / "evalsuite" / "data" / "heldout"
@@ -669,14 +671,8 @@ def code_chunks(text: str, max_chars: int = 1500) -> list[str]:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Atomically, in readable UTF-8 (the held-out files are reviewed by eye)."""
+    atomic_jsonl(path, rows, ensure_ascii=False)
 
 
 def langdetect_ok(lang: str, text: str) -> bool:

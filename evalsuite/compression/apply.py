@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import warnings
 import weakref
 from collections import OrderedDict
@@ -39,6 +38,7 @@ from evalsuite.compression.merging import InPlaceMerge, merge_targets, plan_merg
 from evalsuite.compression.recipe import Recipe, parse_recipe
 from evalsuite.compression.similarity import similarity_matrix
 from evalsuite.errors import InvalidRecipeError
+from evalsuite.io import atomic_write_text
 
 OUTPUT_SAMPLES = 512  # tokens (a seeded uniform sample) on which every expert output is kept, for CKA / cosine
 
@@ -221,7 +221,7 @@ class CompressionResult:
         tok = tokenizer if tokenizer is not None else self.tokenizer
         if tok is not None:
             tok.save_pretrained(folder)
-        _write_atomic(folder / "evalsuite_compression.json", json.dumps(self.record, indent=1, sort_keys=True))
+        atomic_write_text(folder / "evalsuite_compression.json", json.dumps(self.record, indent=1, sort_keys=True))
         return folder
 
     @contextmanager
@@ -238,15 +238,6 @@ class CompressionResult:
             fresh._handles = []
             fresh.restored = True
             _deactivate(self.original, self.recipe.hash)  # the re-applied variant is this one, not a new one
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _apply_physical(moe: Any, recipe: Recipe, record: Mapping[str, Any]) -> None:

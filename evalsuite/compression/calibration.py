@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from evalsuite.errors import InvalidRecipeError
+from evalsuite.io import read_jsonl
 
 LANGUAGES = ("en", "es", "fr", "de", "ru", "zh", "ja")
 
@@ -114,21 +115,9 @@ def record_text(record: dict[str, Any]) -> str:
     return ""
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InvalidRecipeError(f"calibration file {path}: line {number} is not JSON ({exc})") from None
-    return records
-
-
 def _texts_of_file(path: Path) -> list[str]:
     if path.suffix == ".jsonl":
-        return [t for t in (record_text(r) for r in read_jsonl(path)) if t.strip()]
+        return [t for t in (record_text(r) for r in read_jsonl(path, error=InvalidRecipeError)) if t.strip()]
     raw = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".json":
         data = json.loads(raw)
@@ -152,7 +141,7 @@ def load_calibration_texts(name: str, *, seed: int = 0, part: str = "calibration
         if not files:
             missing.append(pattern)
         for file in files:
-            records = heldout_split(read_jsonl(file), part)
+            records = heldout_split(read_jsonl(file, error=InvalidRecipeError), part)
             texts = [t for t in map(record_text, records) if t.strip()]
             random.Random(f"{seed}:{file.name}").shuffle(texts)
             if texts:

@@ -8,23 +8,22 @@ Layout::
 Why this shape: a reviewer sees in a diff which responses changed when baselines are refreshed (one
 line per scalar field, one line per token position for log-probs); a gate run can tell "missing" from
 "stale" (case hash, generation settings or model fingerprint differ) and say which and how to fix it.
-Files are written atomically (temp file in the same folder, fsync, os.replace), so an interrupted
+Files are written atomically (evalsuite.io: temp file in the same folder, fsync, os.replace), so an interrupted
 `--evalsuite-update-baselines` never leaves a half-written baseline that a later run would trust.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalsuite.errors import BaselineError
+from evalsuite.io import atomic_write_text
 
-__all__ = ["BaselineStore", "StoredBaseline", "atomic_write_text", "dumps_diffable", "library_versions"]
+__all__ = ["BaselineStore", "StoredBaseline", "dumps_diffable", "library_versions"]
 
 FORMAT = 1
 UPDATE_HINT = "record it with `pytest --evalsuite-update-baselines` (or `evalsuite record`)"
@@ -43,30 +42,6 @@ def library_versions() -> dict[str, str]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
     }
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + fsync + os.replace: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def _scalar_list(value: Any) -> bool:

@@ -23,7 +23,6 @@ per-call overhead (HFLM wrapper, task build, JSON dataset load) is ~85 ms.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -38,6 +37,7 @@ from typing import Any
 import yaml
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.io import write_jsonl
 
 __all__ = [
     "DocLoglik",
@@ -178,10 +178,7 @@ def _task_folder(template: dict[str, Any], records: list[dict[str, Any]]) -> Ite
     with tempfile.TemporaryDirectory(prefix="evalsuite-lmeval-") as tmp:
         folder = Path(tmp)
         data = folder / "data.jsonl"
-        with data.open("w", encoding="utf-8") as fh:
-            for rec in records:
-                # ASCII JSON: U+2028/U+0085 and friends cannot be mistaken for line breaks by any reader.
-                fh.write(json.dumps(rec, ensure_ascii=True) + "\n")
+        write_jsonl(data, records)  # ASCII JSON: no U+2028/U+0085 a reader could take for a line break
         config = dict(template)
         config["dataset_kwargs"] = {
             "data_files": {"test": str(data)},

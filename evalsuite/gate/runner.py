@@ -23,6 +23,7 @@ from evalsuite.errors import BaselineError, EvalsuiteError
 from evalsuite.gate.baselines import BaselineStore, StoredBaseline
 from evalsuite.gate.cases import Case, resolve_data_path
 from evalsuite.gate.checks import CheckInput, Verdict, baseline_metrics, code_program, run_check
+from evalsuite.io import read_jsonl
 from evalsuite.reporting.outcome import CheckOutcome
 
 __all__ = ["Gate", "Variant", "ActiveModel"]
@@ -78,21 +79,6 @@ class _Timing:
     load_s: float = 0.0
     prompts: int = 0
     extra: dict[str, float] = field(default_factory=dict)
-
-
-def _read_jsonl(path: Path, limit: int | None) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise EvalsuiteError(f"{path}:{number}: not valid JSON: {exc}") from None
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
 
 
 _LOADED: dict[tuple, Any] = {}
@@ -484,7 +470,7 @@ class Gate:
         return {"code_passed": bool(result.passed), "code_detail": detail[:300]}
 
     def _data_rows(self, case: Case) -> list[dict[str, Any]]:
-        rows = _read_jsonl(resolve_data_path(case), None)
+        rows = read_jsonl(resolve_data_path(case))
         if case.data and case.data.startswith("heldout:"):
             from evalsuite.compression.calibration import heldout_split
 

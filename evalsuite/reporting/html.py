@@ -18,12 +18,11 @@ import itertools
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from evalsuite.io import atomic_write
 from evalsuite.reporting.outcome import CheckOutcome
 
 __all__ = ["render_html_report", "write_html_report"]
@@ -318,35 +317,6 @@ def render_html_report(
     return "".join(_render(list(outcomes), title, run_info or {}))
 
 
-def _atomic_write_chunks(path: Path, chunks: Iterable[str]) -> None:
-    """Stream chunks to a temp file in the target folder, fsync, then os.replace.
-
-    Readers (and a CI artifact upload) see the previous report or the complete new one, never a
-    half-written file, even when rendering or the process dies in the middle.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            tmp.unlink()
-        raise
-    with suppress(OSError):  # make the rename itself durable where the platform allows it
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def write_html_report(
     outcomes: Iterable[CheckOutcome],
     path: str | os.PathLike[str],
@@ -359,5 +329,5 @@ def write_html_report(
     `run_info` is shown as a key/value table (model, fingerprint, recipes, versions, ...).
     """
     target = Path(path)
-    _atomic_write_chunks(target, _render(list(outcomes), title, run_info or {}))
+    atomic_write(target, _render(list(outcomes), title, run_info or {}))
     return target

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evalsuite.errors import BaselineError
-from evalsuite.gate.baselines import BaselineStore, atomic_write_text, dumps_diffable
+from evalsuite.gate.baselines import BaselineStore, dumps_diffable
 
 FP = "ab" * 32
 
@@ -80,17 +79,3 @@ def test_missing_and_stale_messages(tmp_path):
     changed = BaselineStore(tmp_path, "cd" * 32, model_path="models/m")
     with pytest.raises(BaselineError, match="the model changed"):
         changed.load("demo", "greet", case_hash="c1", settings_hash="s1")
-
-
-def test_atomic_write_keeps_old_content_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "b.json"
-    atomic_write_text(target, "old\n")
-
-    def boom(_fd):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write_text(target, "new\n")
-    assert target.read_text() == "old\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json"]  # no temp file left behind

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from evalsuite.errors import StorageError
 from evalsuite.reporting import html as report
 from evalsuite.reporting.html import render_html_report, write_html_report
 from evalsuite.reporting.outcome import CheckOutcome
@@ -270,7 +271,7 @@ def test_failed_rename_leaves_previous_report(tmp_path: Path, monkeypatch: pytes
         raise OSError("disk gone")
 
     monkeypatch.setattr(report.os, "replace", fail_replace)
-    with pytest.raises(OSError, match="disk gone"):
+    with pytest.raises(StorageError, match="disk gone"):
         write_html_report([_outcome("r", "c", "collapse", True)], target, title="t", run_info={})
     assert target.read_text(encoding="utf-8") == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
