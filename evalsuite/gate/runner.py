@@ -107,6 +107,12 @@ def _load_cached(path: Path | None, s: GateSettings):
     return _LOADED[key]
 
 
+def _release_checkpoints(keep: Any) -> None:
+    """Forget every memoised model but ``keep`` (the base, when loaded) before loading a checkpoint."""
+    for key in [k for k, v in _LOADED.items() if v is not keep]:
+        del _LOADED[key]
+
+
 def describe_record(record: Any) -> str:
     """One line of what a recipe did, from its compression record."""
     if not isinstance(record, dict) or not isinstance(record.get("layers"), list):
@@ -211,13 +217,23 @@ class Gate:
             self.timing.load_s += time.perf_counter() - start
         return self._base
 
+    def base_path(self) -> Path:
+        from evalsuite.model.loading import default_model_path
+
+        s = self.settings
+        return s.resolve(s.model) if s.model else default_model_path()
+
     def store(self) -> BaselineStore:
+        """The base model's baselines, found by its file fingerprint: gating a checkpoint never loads the base."""
         if self._store is None:
-            base = self.base()
+            from evalsuite.model.fingerprint import fingerprint_checkpoint
+
+            path = self.base_path()
+            fingerprint = self._base.fingerprint if self._base is not None else fingerprint_checkpoint(path)
             self._store = BaselineStore(
                 self.settings.resolve(self.settings.baselines),
-                base.fingerprint,
-                model_path=_portable(Path(base.path), self.settings.rootdir),
+                fingerprint,
+                model_path=_portable(path, self.settings.rootdir),
             )
         return self._store
 
@@ -232,7 +248,7 @@ class Gate:
             return self._active
         if variant.label in self._failed_variants:  # do not redo an expensive failing compression per item
             raise self._failed_variants[variant.label]
-        base = self.base()
+        base = self.base() if variant.kind != "checkpoint" else None  # a checkpoint alone: one model in memory
         self._restore()
         self._active = None
         try:
@@ -261,6 +277,8 @@ class Gate:
             loaded = self._checkpoints.get(variant.spec or "")
             if loaded is None:
                 s = self.settings
+                self._checkpoints.clear()  # variants run one after another: hold one checkpoint at a time
+                _release_checkpoints(keep=self._base)
                 start = time.perf_counter()
                 loaded = _load_cached(s.resolve(variant.spec or ""), s)
                 self.timing.load_s += time.perf_counter() - start
@@ -536,9 +554,9 @@ class Gate:
             "max_new_tokens": self.settings.max_new_tokens,
             "versions": library_versions(),
         }
-        if self._base is not None:
-            info["model"] = _portable(Path(self._base.path), self.settings.rootdir)
-            info["fingerprint"] = self._base.fingerprint[:16]
+        if self._base is not None or self._store is not None:
+            info["model"] = _portable(self.base_path(), self.settings.rootdir)
+            info["fingerprint"] = self.store().fingerprint[:16]
             info["baselines"] = str(self.store().folder)
         for label, record in self.records.items():
             info[f"compression {label}"] = describe_record(record)

@@ -1,13 +1,12 @@
 """Load a local Hugging Face checkpoint safely and fingerprint it.
 
-The fingerprint keys every stored baseline: a baseline recorded for other weights or another config must
-never be trusted silently, so it hashes the exact bytes of every parameter and buffer plus the config.
+The fingerprint keys every stored baseline: a baseline recorded for other weights, config or tokenizer
+must never be trusted silently. It is computed from the checkpoint's files (`evalsuite.model.fingerprint`),
+so finding a model's baselines never needs the model in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,11 +20,9 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 import torch  # noqa: E402
 
 from evalsuite.errors import ModelLoadError  # noqa: E402
+from evalsuite.model.fingerprint import fingerprint_checkpoint  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-# Config keys that describe how a file was written, not what the model computes.
-_VOLATILE_CONFIG_KEYS = frozenset({"_name_or_path", "transformers_version", "torch_dtype", "dtype"})
 
 
 @dataclass
@@ -98,23 +95,5 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     # Batched generation pads on the left so every prompt ends where generation starts.
     tokenizer.padding_side = "left"
-    return LoadedModel(model=model, tokenizer=tokenizer, path=folder, fingerprint=fingerprint(model))
+    return LoadedModel(model=model, tokenizer=tokenizer, path=folder, fingerprint=fingerprint_checkpoint(folder))
 
-
-def _config_digest_source(model: torch.nn.Module) -> bytes:
-    config = model.config.to_dict()
-    stable = {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS}
-    return json.dumps(stable, sort_keys=True, default=str).encode()
-
-
-def fingerprint(model: torch.nn.Module) -> str:
-    """sha256 over the config and the name, dtype, shape and bytes of every parameter and buffer."""
-    digest = hashlib.sha256(_config_digest_source(model))
-    tensors = dict(model.named_parameters(remove_duplicate=False))
-    tensors.update(dict(model.named_buffers(remove_duplicate=False)))
-    for name in sorted(tensors):
-        tensor = tensors[name].detach()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        raw = tensor.to("cpu").contiguous().reshape(-1).view(torch.uint8)
-        digest.update(raw.numpy().data)
-    return digest.hexdigest()
