@@ -29,9 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
+
+from evalsuite.errors import StorageError
+from evalsuite.io import atomic_write
 
 __all__ = ["fingerprint_checkpoint", "fingerprinted_files", "cache_path"]
 
@@ -108,17 +111,9 @@ def _load_cache(path: Path) -> dict[str, str]:
 
 
 def _save_cache(path: Path, entries: dict[str, str]) -> None:
-    """Atomic (temp file, fsync, rename): a concurrent reader sees the old or the new cache, never half."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".fingerprints.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(dict(list(entries.items())[-_MAX_CACHE_ENTRIES:]), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs speed: the digest is recomputed next time
+    """Atomic: a concurrent reader sees the old or the new cache, never half of one."""
+    with suppress(StorageError):  # a read-only home only costs speed: the digest is recomputed next time
+        atomic_write(path, json.dumps(dict(list(entries.items())[-_MAX_CACHE_ENTRIES:])))
 
 
 def fingerprint_checkpoint(folder: str | Path, *, workers: int | None = None, use_cache: bool = True) -> str:
