@@ -9,9 +9,15 @@ Layout of the collected tree::
       en-es-weather                            CaseNode (one per case)
         chrf[freq:0.5]                         GateItem (one per check x model variant)
 
-Items of generation-based checks are marked `generative`, perplexity / multiple-choice items
-`discriminative`. `pytest -m generative` (or any --evalsuite-* option) with no path adds the prompts
-folder to the paths pytest collects, so the gate runs without naming it.
+Every gate item is marked `evalsuite`; items of generation-based checks also `generative`,
+perplexity / multiple-choice items `discriminative`. `pytest -m evalsuite` (or any marker expression
+that picks gate items, or an --evalsuite-* option that asks for the gate) with no path adds the
+configured suites to the paths pytest collects, so the gate runs without naming them.
+
+A gate run finds the project's `[tool.evalsuite]` even when pytest picked another rootdir (a model
+path outside the project given as `--evalsuite-model PATH` makes pytest root there), and a gate run
+that selects no gate item exits non-zero, so a CI script that tolerates pytest's exit 5 cannot skip
+the gate silently.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from evalsuite.errors import EvalsuiteError
 
 GATE_KEY = pytest.StashKey["Any"]()
 MARKERS = {
+    "evalsuite": "every evalsuite gate item: generative and discriminative checks (`pytest -m evalsuite`)",
     "generative": "a check on generated text against the stored baseline (evalsuite)",
     "discriminative": "a perplexity / multiple-choice check against the stored baseline (evalsuite)",
 }
@@ -61,9 +68,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("evalsuite_recipes", "compression recipes to gate, one per line", type="linelist", default=[])
 
 
+def project_root(config: pytest.Config) -> Path:
+    """The folder whose pyproject.toml configures the gate.
+
+    pytest's rootdir when pytest found its configuration there (and was invoked inside it); otherwise
+    the nearest folder above the invocation folder whose pyproject.toml has `[tool.evalsuite]`. Why:
+    with `--evalsuite-model /models/x` (value after a space) pytest's rootdir search, which runs before
+    plugins register their options, takes `/models/x` for a test path and roots the session there.
+    """
+    root = Path(config.rootpath)
+    invoked = Path(config.invocation_params.dir)
+    if config.inipath is not None and invoked.is_relative_to(root):
+        return root
+    for folder in (invoked, *invoked.parents):
+        if load_pyproject_table(folder)[0]:
+            return folder
+    return root
+
+
 def _settings(config: pytest.Config) -> GateSettings:
     """Defaults < [tool.evalsuite] in pyproject.toml < pytest ini keys < command-line options."""
-    root = Path(config.rootpath)
+    root = project_root(config)
     table, source = load_pyproject_table(root)
     settings = GateSettings.from_table(table, root, source=f"{source} [tool.evalsuite]" if source else "")
     for ini, attr in (("evalsuite_model", "model"), ("evalsuite_prompts", "prompts"),
@@ -100,6 +125,10 @@ def _settings(config: pytest.Config) -> GateSettings:
     return settings
 
 
+# the marker sets gate items carry
+_ITEM_MARKS = ({"evalsuite", "generative"}, {"evalsuite", "discriminative"})
+
+
 def _selects_gate(config: pytest.Config) -> bool:
     """Does `-m` select gate items, or did the user ask for the gate with an --evalsuite-* option?"""
     opt = config.option
@@ -116,9 +145,34 @@ def _selects_gate(config: pytest.Config) -> bool:
         # too and must not pull the gate into an ordinary test run
         if expr.evaluate(lambda name, **_kw: False):
             return False
-        return any(expr.evaluate(lambda name, mark=mark, **_kw: name == mark) for mark in MARKERS)
+        return any(expr.evaluate(lambda name, marks=marks, **_kw: name in marks) for marks in _ITEM_MARKS)
     except Exception:  # an unusual expression: fall back to a plain mention
         return any(mark in markexpr and "not" not in markexpr for mark in MARKERS)
+
+
+def _names_prompts(config: pytest.Config, prompts: Path) -> bool:
+    """Was a path inside the prompts folder given on the command line?"""
+    return config.args_source == pytest.Config.ArgsSource.ARGS and any(
+        Path(a.split("::")[0]).resolve().is_relative_to(prompts) for a in config.args
+    )
+
+
+def _uses_evalsuite(config: pytest.Config, settings: GateSettings) -> bool:
+    """Is this an evalsuite project or run: `[tool.evalsuite]` found, an --evalsuite-* option or the
+    `evalsuite` marker? Why: another project may have a `generative` marker of its own; the plugin
+    (installed for every pytest run) must leave such runs alone."""
+    opt = config.option
+    options = [getattr(opt, name) for name in vars(opt) if name.startswith("evalsuite_")]
+    marked = "evalsuite" in (getattr(opt, "markexpr", "") or "")
+    return bool(load_pyproject_table(settings.rootdir)[0]) or any(options) or marked
+
+
+def is_gate_run(config: pytest.Config) -> bool:
+    """The user asked for the gate: a marker expression / option that picks it, or a prompts path."""
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None or not _uses_evalsuite(config, gate.settings):
+        return False
+    return _selects_gate(config) or _names_prompts(config, gate.settings.resolve(gate.settings.prompts).resolve())
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -133,7 +187,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"evalsuite: {exc}") from None
     config.stash[GATE_KEY] = gate
     prompts = settings.resolve(settings.prompts)
-    if config.args_source == pytest.Config.ArgsSource.TESTPATHS and _selects_gate(config) and prompts.is_dir():
+    if config.args_source != pytest.Config.ArgsSource.ARGS and _selects_gate(config):
+        if not prompts.is_dir() and not _uses_evalsuite(config, settings):
+            return
+        if not prompts.is_dir():
+            raise pytest.UsageError(
+                f"evalsuite: the gate was asked for (-m / --evalsuite-*) but the prompts folder {prompts} "
+                f"does not exist (project root {settings.rootdir}); run pytest from the project that holds "
+                "[tool.evalsuite] in its pyproject.toml, or pass --evalsuite-prompts=DIR"
+            )
         wanted = [prompts / name for name in settings.suites] or [prompts]
         for folder in wanted:
             if not folder.is_dir():
@@ -157,6 +219,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"evalsuite: {mode}; model {s.model or '(embedded default)'}; baselines {s.resolve(s.baselines)}; "
         f"variants {', '.join(v.label for v in gate.variants)}"
     ]
+    if Path(config.rootpath) != s.rootdir:
+        lines.append(
+            f"evalsuite: settings from {s.rootdir / 'pyproject.toml'}; pytest chose rootdir {config.rootpath}, so "
+            f"pytest's own settings there ([tool.pytest.ini_options]) are not applied; write options as "
+            f"--evalsuite-model=PATH (with '=') or pass --rootdir={s.rootdir}"
+        )
     if s.update_baselines and (s.recipes or s.compressed):
         lines.append("evalsuite: --evalsuite-update-baselines records the base model only; recipes and "
                      "compressed checkpoints are not run in this session")
@@ -233,6 +301,7 @@ class GateItem(pytest.Item):
         self.check = check
         self.variant = variant
         self.case = self.parent.case
+        self.add_marker("evalsuite")
         self.add_marker("generative" if self.case.generative else "discriminative")
 
     def runtest(self) -> None:
@@ -276,12 +345,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = others + gate_items
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With no path given, only the configured suites run (`suites` / --evalsuite-suite)."""
+    gate = config.stash.get(GATE_KEY, None)
+    if gate is None or not gate.settings.suites or config.args_source == pytest.Config.ArgsSource.ARGS:
+        return None
+    prompts = gate.settings.resolve(gate.settings.prompts).resolve()
+    path = collection_path.resolve()
+    if path.parent == prompts and path.is_dir() and path.name not in gate.settings.suites:
+        return True
+    return None
+
+
+_NO_GATE_ITEMS = pytest.StashKey[str]()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Register the selected cases (after -k / -m) so one generation pass covers exactly them."""
     gate = gate_of(session.config)
-    for item in session.items:
-        if isinstance(item, GateItem):
-            gate.register(item.case, item.variant)
+    selected = [item for item in session.items if isinstance(item, GateItem)]
+    for item in selected:
+        gate.register(item.case, item.variant)
+    if not selected and is_gate_run(session.config):
+        s = gate.settings
+        opt = session.config.option
+        session.config.stash[_NO_GATE_ITEMS] = (
+            f"evalsuite: this gate run selected no gate items (prompts {s.resolve(s.prompts)}, suites "
+            f"{s.suites or 'all'}, -m {opt.markexpr!r}, -k {opt.keyword!r}, project root {s.rootdir}); "
+            "check the marker expression (`-m evalsuite` runs every check kind), -k, the suite names and that "
+            "pytest runs from the project whose pyproject.toml has [tool.evalsuite]"
+        )
 
 
 # -- fixtures for hand-written tests ------------------------------------------------------------------
@@ -329,6 +422,10 @@ def evalsuite_baseline(evalsuite_gate):
 
 # -- reporting ----------------------------------------------------------------------------------------
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    empty = config.stash.get(_NO_GATE_ITEMS, None)
+    if empty:
+        terminalreporter.write_sep("=", "evalsuite: no gate items", red=True)
+        terminalreporter.write_line(empty)
     gate = config.stash.get(GATE_KEY, None)
     if gate is None or not gate.outcomes:
         return
@@ -343,6 +440,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.config.stash.get(_NO_GATE_ITEMS, None) and exitstatus in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
+        # not exit 5: CI scripts often tolerate "no tests collected", and a gate must not pass by default
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
     gate = session.config.stash.get(GATE_KEY, None)
     if gate is None:
         return
