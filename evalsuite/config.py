@@ -11,18 +11,25 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, SettingError
 
 __all__ = [
     "DEFAULT_TOLERANCES",
     "GENERATIVE_CHECKS",
     "DISCRIMINATIVE_CHECKS",
+    "Bounds",
     "GateSettings",
+    "MAX_NEW_TOKENS_LIMIT",
+    "SETTING_BOUNDS",
+    "TOLERANCE_BOUNDS",
+    "check_device",
+    "check_value",
     "load_pyproject_table",
     "merge_tolerance",
 ]
@@ -72,6 +79,118 @@ GENERATIVE_CHECKS = (
     "code",
 )
 DISCRIMINATIVE_CHECKS = ("perplexity", "mc")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The meaningful range of one number: ``low <= value <= high`` (or ``<`` where ``open_low``/``open_high``).
+
+    Why ranges and not only types: a NaN tolerance makes every comparison false (the check can never
+    fail), a negative retention or a zero timeout turns a check off without saying so. ``why`` says what
+    goes wrong outside the range, for the error message.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    why: str = ""
+
+    def describe(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.open_low else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.open_high else '<='} {self.high:g}")
+        return "a finite number " + " and ".join(parts) if parts else "a finite number"
+
+    def accepts(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+
+_FRACTION = Bounds(0.0, 1.0, why="it is a fraction")
+_COUNT = Bounds(0)
+#: Range of every tolerance setting. A setting not listed here (a check added later) must still be
+#: finite; list it to say more. Ratios against the baseline must let an unchanged response pass.
+TOLERANCE_BOUNDS: dict[str, dict[str, Bounds]] = {
+    "collapse": {"min_chars": _COUNT, "max_degenerate_fraction": _FRACTION, "max_char_run": Bounds(1)},
+    "language": {"min_confidence": _FRACTION, "min_letters": _COUNT, "max_new_findings": _COUNT},
+    "length_ratio": {
+        "min_ratio": Bounds(0.0, 1.0, why="above 1 an unchanged response fails"),
+        "max_ratio": Bounds(1.0, why="below 1 an unchanged response fails"),
+    },
+    "content": {"min_retention": _FRACTION, "top_n": Bounds(1)},
+    "diversity": {"min_ratio": Bounds(0.0, 1.0, why="above 1 an unchanged response fails")},
+    "divergence": {"max_mean_kl": Bounds(0.0, why="a KL divergence is never negative")},
+    "chrf": {"max_drop": Bounds(0.0, 100.0, why="chrF is a score from 0 to 100")},
+    "code": {
+        "max_drop": _FRACTION,
+        "timeout_s": Bounds(0.0, 3600.0, open_low=True, why="with no time the original's code fails too"),
+        "memory_mb": Bounds(16, why="below 16 MB the Python interpreter itself cannot start"),
+    },
+    "perplexity": {"max_ratio": Bounds(1.0, why="below 1 an unchanged model fails")},
+    "mc": {
+        "alpha": Bounds(0.0, 1.0, open_low=True, open_high=True, why="it is a significance level"),
+        "max_accuracy_drop": _FRACTION,
+    },
+}
+
+#: The largest decoding budget a case or the project may ask for: beyond it a run takes hours per
+#: prompt on CPU and no stored baseline stays reviewable (the trial's `max_new_tokens: 1e9` ran past 240 s).
+MAX_NEW_TOKENS_LIMIT = 32768
+#: Range of the numeric settings of `[tool.evalsuite]`.
+SETTING_BOUNDS: dict[str, Bounds] = {
+    "max_new_tokens": Bounds(1, MAX_NEW_TOKENS_LIMIT, why="a response needs at least one token"),
+    "batch_size": Bounds(1, 4096),
+    "threads": Bounds(1, 1024, why="torch needs at least one thread"),
+    "top_k_logprobs": Bounds(1, 1000, why="with no stored alternatives the divergence check always passes"),
+}
+#: Model dtypes the loader supports (evalsuite.model.loading.DTYPES; a test keeps the two in step).
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
+def check_value(value: Any, bounds: Bounds | None, *, where: str) -> None:
+    """Raise SettingError naming ``where`` and ``value`` when a number is not finite or out of range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    bounds = bounds or Bounds()
+    if not bounds.accepts(value):
+        why = f" ({bounds.why})" if bounds.why else ""
+        raise SettingError(where, f"got {value!r}; must be {bounds.describe()}{why}")
+
+
+def check_device(value: str, *, where: str) -> None:
+    """A device string torch understands and this machine has; otherwise SettingError with the fix.
+
+    Checked when the settings are read, so a bad device is one error before any model is loaded (not a
+    traceback and a model reload per test item).
+    """
+    if value == "cpu":
+        return
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise SettingError(where, f'{value!r} is not a device; use "cpu", "cuda", "cuda:N" or "mps"') from None
+    if device.type == "cpu":
+        return
+    if device.type not in {"cuda", "mps", "xpu"}:
+        raise SettingError(where, f'models cannot run on a {device.type!r} device; use "cpu" or "cuda"')
+    backend = getattr(torch, device.type, None) if device.type != "mps" else torch.backends.mps
+    if backend is None or not backend.is_available():
+        raise SettingError(
+            where,
+            f"{value!r}, but this machine has no {device.type} device available to torch {torch.__version__}; "
+            'use device = "cpu" (or run on a machine with that accelerator)',
+        )
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if device.index is not None and device.index >= count:
+        raise SettingError(where, f"{value!r}, but this machine has {count} {device.type} device(s) (0..{count - 1})")
 
 
 @dataclass
@@ -128,13 +247,14 @@ class GateSettings:
                         settings.tolerances, check, overrides, where=f"{source}.tolerances.{check}"
                     )
             elif name in known:
-                expected = type(getattr(settings, name))
+                default = getattr(settings, name)
                 if name in {"compressed", "recipes", "suites"} and isinstance(value, str):
                     value = [value]
-                if getattr(settings, name) is not None and not isinstance(value, expected):
-                    raise EvalsuiteError(
-                        f"{source}.{key} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+                if default is not None and not _same_kind(default, value):
+                    raise SettingError(
+                        f"{source}.{key}", f"must be {type(default).__name__}, got {type(value).__name__} {value!r}"
                     )
+                _check_setting(name, value, where=f"{source}.{key}")
                 setattr(settings, name, value or None if name in {"model", "html"} else value)
             else:
                 raise EvalsuiteError(
@@ -143,25 +263,42 @@ class GateSettings:
         return settings
 
 
+def _check_setting(name: str, value: Any, *, where: str) -> None:
+    check_value(value, SETTING_BOUNDS.get(name), where=where)
+    if name == "dtype" and value not in DTYPE_NAMES:
+        raise SettingError(where, f"got {value!r}; choose one of {', '.join(DTYPE_NAMES)}")
+    if name == "device":
+        check_device(value, where=where)
+
+
 def merge_tolerance(
     base: dict[str, dict[str, Any]], check: str, overrides: Any, *, where: str
 ) -> dict[str, Any]:
     """The tolerance of ``check`` with ``overrides`` applied; unknown checks/keys are errors."""
     if check not in base:
-        raise EvalsuiteError(f"{where}: unknown check {check!r}; known checks: {', '.join(sorted(base))}")
+        raise SettingError(where, f"unknown check {check!r}; known checks: {', '.join(sorted(base))}")
     merged = dict(base[check])
     if overrides is None or overrides is True:
         return merged
     if not isinstance(overrides, dict):
-        raise EvalsuiteError(f"{where} must be a mapping of tolerance settings, true or false, got {overrides!r}")
+        raise SettingError(where, f"must be a mapping of tolerance settings, true or false, got {overrides!r}")
     for key, value in overrides.items():
         if key not in merged:
             allowed = ", ".join(sorted(merged)) or "none"
-            raise EvalsuiteError(f"{where}: unknown setting {key!r} for check {check!r} (allowed: {allowed})")
+            raise SettingError(where, f"unknown setting {key!r} for check {check!r} (allowed: {allowed})")
         if not _same_kind(merged[key], value):
-            raise EvalsuiteError(f"{where}.{key} must be {type(merged[key]).__name__}, got {value!r}")
+            raise SettingError(f"{where}.{key}", f"must be {type(merged[key]).__name__}, got {value!r}")
+        check_value(value, TOLERANCE_BOUNDS.get(check, {}).get(key), where=f"{where}.{key}")
         merged[key] = value
+    _check_consistent(check, merged, where=where)
     return merged
+
+
+def _check_consistent(check: str, tolerance: dict[str, Any], *, where: str) -> None:
+    """Cross-field rules a per-number range cannot express."""
+    low, high = tolerance.get("min_ratio"), tolerance.get("max_ratio")
+    if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+        raise SettingError(where, f"min_ratio {low!r} > max_ratio {high!r}; no response could pass {check}")
 
 
 def _same_kind(default: Any, value: Any) -> bool:

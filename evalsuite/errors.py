@@ -27,3 +27,12 @@ class BaselineError(EvalsuiteError):
 
 class StorageError(EvalsuiteError):
     """A file could not be written (read-only folder, disk full, a folder where a file should be)."""
+
+
+class SettingError(EvalsuiteError):
+    """A setting or tolerance is out of range; ``where`` names it (file/table/field), ``problem`` says why."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem

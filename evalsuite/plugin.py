@@ -262,11 +262,13 @@ class CaseFile(pytest.File):
         except EvalsuiteError as exc:
             raise self.CollectError(str(exc)) from None
         for case in cases:
-            first = gate.case_files.setdefault(case.key, self.path)
+            # compared ignoring case: the key names a baseline file, and macOS/Windows file names ignore case
+            first = gate.case_files.setdefault(case.key.lower(), self.path)
             if first != self.path:
                 raise self.CollectError(
                     f"{self.path}: case {case.id!r}: field 'id': suite {case.suite!r} already has a case "
-                    f"{case.id!r} in {first}; ids must be unique within a suite (they name its baselines)"
+                    f"{case.id!r} (ignoring case) in {first}; ids must be unique within a suite (they name its "
+                    "baselines)"
                 )
             yield CaseNode.from_parent(self, name=case.id, case=case)
 

@@ -15,7 +15,9 @@ Files are written atomically (evalsuite.io: temp file in the same folder, fsync,
 from __future__ import annotations
 
 import json
+import math
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,40 @@ from typing import Any
 from evalsuite.errors import BaselineError
 from evalsuite.io import atomic_write_text
 
-__all__ = ["BaselineStore", "StoredBaseline", "dumps_diffable", "library_versions"]
+__all__ = [
+    "NAME_RULE",
+    "BaselineStore",
+    "StoredBaseline",
+    "dumps_diffable",
+    "library_versions",
+    "name_problem",
+    "shape_problem",
+]
 
 FORMAT = 1
 UPDATE_HINT = "record it with `pytest --evalsuite-update-baselines` (or `evalsuite record`)"
+
+
+#: Suite and case names become folder and file names under baselines/<fingerprint>/: letters, digits,
+#: '_', '.', '-', starting with a letter or digit (so never '.', '..' or a hidden file), no separators,
+#: no control characters, short enough for any file system.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+NAME_RULE = "1-100 letters, digits, '_', '.', '-', starting with a letter or digit"
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a suite or case (None when it can).
+
+    ``fullmatch``, not ``match`` with ``$``: ``$`` also matches before a trailing newline, which let
+    ``"id\n"`` through and created file names ending in a line break.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        return f"must be {NAME_RULE}; got {name!r}"
+    if name.endswith("."):
+        return f"must not end in '.' (some file systems drop it); got {name!r}"
+    if name.lower() == "model.json":
+        return "must not be 'model.json': baselines/<fingerprint>/model.json holds the model's own record"
+    return None
 
 
 def library_versions() -> dict[str, str]:
@@ -63,6 +95,52 @@ def dumps_diffable(obj: Any, indent: int = 0) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
 
 
+def _ints(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+
+
+def _floats(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+
+
+def _rows(value: Any, ok: Any, length: int) -> bool:
+    return isinstance(value, list) and len(value) == length and all(ok(row) for row in value)
+
+
+def shape_problem(data: Any) -> str | None:
+    """What is wrong with the structure of a baseline file's content (None when it is sound).
+
+    Why check: a hand-edited or damaged file that is valid JSON (a list, ids as strings, top-k rows of
+    the wrong length) must fail its own case with one clear message, not crash the batched scoring that
+    serves every other case's divergence check.
+    """
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    for key, kind in (("metrics", dict), ("logprobs", dict), ("response", str)):
+        if key in data and not isinstance(data[key], kind):
+            return f"field {key!r} must be a {kind.__name__}, got {type(data[key]).__name__}"
+    for key in ("response_ids", "prompt_ids"):
+        if key in data and not _ints(data[key]):
+            return f"field {key!r} must be a list of token ids (non-negative integers)"
+    lp = data.get("logprobs")
+    if not lp:
+        return None
+    n = len(data.get("response_ids", []))
+    if "token" in lp and not (_floats(lp["token"]) and len(lp["token"]) == n):
+        return f"logprobs.token must hold one finite log-prob per response token ({n})"
+    if not _rows(lp.get("top_ids"), _ints, n):
+        return f"logprobs.top_ids must hold one list of token ids per response token ({n})"
+    if not _rows(lp.get("top_logprobs"), _floats, n):
+        return f"logprobs.top_logprobs must hold one list of finite log-probs per response token ({n})"
+    if any(len(a) != len(b) or not a for a, b in zip(lp["top_ids"], lp["top_logprobs"], strict=True)):
+        return "logprobs.top_ids and logprobs.top_logprobs rows must be non-empty and of equal length"
+    if len({len(row) for row in lp["top_ids"]}) > 1:
+        return "logprobs.top_ids rows must all have the same length (the recorded top-k)"
+    return None
+
+
 @dataclass
 class StoredBaseline:
     """One case's baseline as read from disk."""
@@ -97,6 +175,11 @@ class BaselineStore:
         self.folder = self.root / fingerprint[:16]
 
     def case_path(self, suite: str, case_id: str) -> Path:
+        """Where a case's baseline lives; refuses names that could leave (or clash inside) the folder."""
+        for what, name in (("suite", suite), ("case id", case_id)):
+            problem = name_problem(name)
+            if problem:
+                raise BaselineError(f"{what} {problem}; a baseline path is made from it")
         return self.folder / suite / f"{case_id}.json"
 
     # -- writing ---------------------------------------------------------------------------------
@@ -142,7 +225,7 @@ class BaselineStore:
                 data = json.loads(info.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if str(data.get("path", "")) == self.model_path:
+            if isinstance(data, dict) and str(data.get("path", "")) == self.model_path:
                 found.append(info.parent.name)
         return found
 
@@ -166,7 +249,10 @@ class BaselineStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise BaselineError(f"unreadable baseline {path}: {exc}; {UPDATE_HINT}") from exc
+            raise BaselineError(f"unreadable baseline {path}: {exc}; {UPDATE_HINT}") from None
+        problem = shape_problem(data)
+        if problem:
+            raise BaselineError(f"corrupt baseline {path}: {problem}; restore it from version control or {UPDATE_HINT}")
         if data.get("format") != FORMAT:
             raise BaselineError(
                 f"stale baseline {path}: format {data.get('format')!r}, expected {FORMAT}; {UPDATE_HINT}"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,13 +17,13 @@ from typing import Any
 
 import yaml
 
-from evalsuite.config import DEFAULT_TOLERANCES, DISCRIMINATIVE_CHECKS, merge_tolerance
-from evalsuite.errors import CaseFileError, EvalsuiteError
+from evalsuite.config import DEFAULT_TOLERANCES, DISCRIMINATIVE_CHECKS, MAX_NEW_TOKENS_LIMIT, merge_tolerance
+from evalsuite.errors import CaseFileError, SettingError
+from evalsuite.gate.baselines import name_problem
 
 __all__ = ["Case", "load_case_file", "resolve_data_path", "KINDS"]
 
 KINDS = ("generate", "perplexity", "multiple_choice")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 # field -> (type(s), kinds where allowed); "defaults:" may hold any of them except id
 _FIELDS: dict[str, tuple[tuple[type, ...], tuple[str, ...]]] = {
@@ -43,6 +44,39 @@ _FIELDS: dict[str, tuple[tuple[type, ...], tuple[str, ...]]] = {
     "data": ((str,), ("perplexity", "multiple_choice")),
     "limit": ((int,), ("perplexity", "multiple_choice")),
     "checks": ((dict,), KINDS),
+}
+
+
+def _budget(value: int) -> str | None:
+    if not 1 <= value <= MAX_NEW_TOKENS_LIMIT:
+        return f"must be between 1 and {MAX_NEW_TOKENS_LIMIT}, got {value}"
+    return None
+
+
+def _positive(value: int) -> str | None:
+    return None if value >= 1 else f"must be >= 1, got {value}"
+
+
+def _expected_text(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number or a text, got {value!r}"
+    if not str(value).strip():
+        return "must not be empty: every response contains the empty text, so the check could never fail"
+    return None
+
+
+def _identifier(value: str) -> str | None:
+    return None if value.isidentifier() else f"must be a Python function name, got {value!r}"
+
+
+#: field -> rule on a value of the right type (None = fine, else what is wrong); fields not listed
+#: need only their type. A new field with a range or meaning to check adds one line here.
+_RULES: dict[str, Callable[[Any], str | None]] = {
+    "max_new_tokens": _budget,
+    "limit": _positive,
+    "answer": _expected_text,
+    "reference": _expected_text,
+    "entry_point": _identifier,
 }
 
 
@@ -138,10 +172,9 @@ def _string_list(path: Path, cid: str, name: str, value: Any) -> list[str]:
 
 def _build_case(path: Path, suite: str, raw: dict[str, Any], index: int) -> Case:
     cid = raw.get("id")
-    if not isinstance(cid, str) or not _ID.match(cid):
-        raise _fail(
-            path, f"#{index + 1}", "id", f"every case needs an id of letters, digits, '_', '.', '-'; got {cid!r}"
-        )
+    problem = name_problem(cid)
+    if problem:
+        raise _fail(path, f"#{index + 1}", "id", f"every case needs an id that names its baseline file: {problem}")
     kind = raw.get("kind", "generate")
     if kind not in KINDS:
         raise _fail(path, cid, "kind", f"must be one of {', '.join(KINDS)}; got {kind!r}")
@@ -154,19 +187,17 @@ def _build_case(path: Path, suite: str, raw: dict[str, Any], index: int) -> Case
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             names = " or ".join(t.__name__ for t in types)
             raise _fail(path, cid, name, f"must be {names}, got {type(value).__name__} {value!r}")
+        rule = _RULES.get(name)
+        problem = rule(value) if rule else None
+        if problem:
+            raise _fail(path, cid, name, problem)
     case = Case(id=cid, suite=suite, file=path, kind=kind)
     for name in ("domain", "language", "description", "prompt", "reference", "entry_point", "data"):
         if name in raw:
             setattr(case, name, raw[name])
     case.chat = raw.get("chat", False)
-    if "max_new_tokens" in raw:
-        if raw["max_new_tokens"] < 1:
-            raise _fail(path, cid, "max_new_tokens", "must be >= 1")
-        case.max_new_tokens = raw["max_new_tokens"]
-    if "limit" in raw:
-        if raw["limit"] < 1:
-            raise _fail(path, cid, "limit", "must be >= 1")
-        case.limit = raw["limit"]
+    case.max_new_tokens = raw.get("max_new_tokens")
+    case.limit = raw.get("limit")
     if "answer" in raw:
         case.answer = str(raw["answer"])
     for name in ("stop", "tests", "keywords"):
@@ -222,10 +253,28 @@ def _case_checks(path: Path, case: Case, overrides: dict[str, Any]) -> dict[str,
         if value is False:
             continue
         try:
-            checks[check] = merge_tolerance(DEFAULT_TOLERANCES, check, value, where="x")
-        except EvalsuiteError as exc:
-            raise _fail(path, case.id, f"checks.{check}", str(exc).split(": ", 1)[-1]) from None
+            checks[check] = merge_tolerance(DEFAULT_TOLERANCES, check, value, where=f"checks.{check}")
+        except SettingError as exc:
+            raise _fail(path, case.id, exc.where, exc.problem) from None
     return checks
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader reports unhashable keys itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice in one mapping (YAML would keep only the last)",
+                    key_node.start_mark,
+                )
+            seen[key] = True
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_case_file(
@@ -238,9 +287,15 @@ def load_case_file(
     path = Path(path)
     suite = suite or path.parent.name
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - safe subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise _fail(path, None, None, f"is not valid YAML{at}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise _fail(path, None, None, f"is not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _fail(path, None, None, f"is not UTF-8 text: {exc}") from None
     if doc is None:
         return []
     if isinstance(doc, list):
@@ -251,9 +306,15 @@ def load_case_file(
     if unknown:
         raise _fail(path, None, ", ".join(sorted(unknown)), "unknown top-level key; use suite, defaults, cases")
     if "suite" in doc:
-        if not isinstance(doc["suite"], str) or not _ID.match(doc["suite"]):
-            raise _fail(path, None, "suite", f"must be a name of letters, digits, '_', '.', '-'; got {doc['suite']!r}")
+        problem = name_problem(doc["suite"])
+        if problem:
+            raise _fail(path, None, "suite", problem)
         suite = doc["suite"]
+    elif name_problem(suite):
+        raise _fail(
+            path, None, "suite", f"the suite name {suite!r} comes from the file or folder name and "
+            f"{name_problem(suite)}; rename it or set `suite:` in the file"
+        )
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise _fail(path, None, "defaults", "must be a mapping of case fields")
@@ -271,9 +332,10 @@ def load_case_file(
         if isinstance(defaults.get("checks"), dict) and isinstance(raw.get("checks"), dict):
             merged["checks"] = {**defaults["checks"], **raw["checks"]}
         case = _build_case(path, suite, merged, index)
-        if case.id in seen:
-            raise _fail(path, case.id, "id", "duplicate id in this file")
-        seen.add(case.id)
+        if case.id.lower() in seen:
+            raise _fail(path, case.id, "id", "duplicate id in this file (ids are compared ignoring case: "
+                        "they name baseline files, and macOS and Windows file names ignore case)")
+        seen.add(case.id.lower())
         if tolerances is not None:
             _apply_project_tolerances(case, tolerances, merged.get("checks") or {})
         cases.append(case)
