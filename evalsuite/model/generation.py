@@ -11,7 +11,8 @@ divergence check needs, without storing whole vocabularies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -116,6 +117,26 @@ def _cut_at_stop(tokenizer, ids: list[int], stop: Sequence[str]) -> tuple[list[i
     return ids, text[:cut], True
 
 
+@contextmanager
+def _plain_generation_config(model) -> Iterator[None]:
+    """Hide the checkpoint's `generation_config.json` from `generate` for the duration.
+
+    Why: `generate` fills every field our config leaves unset from ``model.generation_config``, so a
+    checkpoint's repetition penalty, n-gram ban, suppressed or forced tokens, minimum length, ... changed
+    "greedy" text (and a compressed checkpoint with another generation config would be judged on other
+    decoding rules). Greedy here means argmax of the model's logits, nothing else; only the
+    end-of-sequence ids are taken from the checkpoint, explicitly (`_eos_ids`).
+    """
+    from transformers import GenerationConfig
+
+    saved = model.generation_config
+    model.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
 @torch.no_grad()
 def generate_greedy(
     model,
@@ -169,12 +190,13 @@ def generate_greedy(
             if stops[batch[0]]:
                 config.stop_strings = list(stops[batch[0]])
                 extra["tokenizer"] = tokenizer
-            out = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                generation_config=config,
-                **extra,
-            )
+            with _plain_generation_config(model):
+                out = model.generate(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    generation_config=config,
+                    **extra,
+                )
             new = out[:, ids.shape[1] :].tolist()
             for row, i in enumerate(batch):
                 toks = new[row][: budgets[i]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from evalsuite.model.generation import encode_prompt, generate_greedy, score_responses
 
 PROMPTS = [
@@ -89,3 +91,35 @@ def test_chat_prompts_use_the_template_and_fail_clearly_without_one():
     )
     assert tok.decode(encode_prompt(tok, "hi", chat=True)) == "<user>hi\n<assistant>"
     assert tok.decode(encode_prompt(tok, "hi")) == "hi"
+
+
+def test_checkpoint_generation_config_does_not_leak_into_greedy(varied_moe):
+    """Repetition penalty, n-gram ban, suppressed/forced tokens and a minimum length in the checkpoint's
+    generation_config.json changed the "greedy" text; greedy must be the argmax of the logits only."""
+    from transformers import GenerationConfig
+
+    model, tok = varied_moe.model, varied_moe.tokenizer
+    ids = _ids(varied_moe)
+    plain = generate_greedy(model, tok, ids, max_new_tokens=16)
+    saved = model.generation_config
+    common = [t for g in plain for t in g.token_ids]
+    hostile = GenerationConfig(
+        repetition_penalty=50.0,
+        no_repeat_ngram_size=1,
+        suppress_tokens=sorted(set(common))[:5],
+        begin_suppress_tokens=[plain[0].token_ids[0]] if plain[0].token_ids else None,
+        min_new_tokens=16,
+        eos_token_id=saved.eos_token_id,
+    )
+    model.generation_config = hostile
+    try:
+        leaked = generate_greedy(model, tok, ids, max_new_tokens=16)
+        # the look-alike: the same settings passed on purpose do change the text (the test can fail)
+        out = model.generate(
+            input_ids=torch.tensor([ids[0]]), generation_config=GenerationConfig(max_new_tokens=16, do_sample=False)
+        )
+    finally:
+        model.generation_config = saved
+    assert [g.token_ids for g in leaked] == [g.token_ids for g in plain]
+    assert model.generation_config is saved
+    assert out[0, len(ids[0]) :].tolist() != plain[0].token_ids
