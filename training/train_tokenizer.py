@@ -1,6 +1,6 @@
 """Train the embedded model's byte-level BPE tokenizer on the training split only.
 
-python training/train_tokenizer.py [--vocab-size 8192]
+python -m training.train_tokenizer [--vocab-size 8192]
 Reads training/corpus/train-*.jsonl (an equal character budget per file, so that small languages get
 merges too), writes training/tokenizer/ in Hugging Face format (tokenizer.json + tokenizer_config.json).
 Digits are split one per token so that column arithmetic is learnable digit by digit.

@@ -1,0 +1,126 @@
+"""Corpus building blocks: correct worked arithmetic, the held-out split, SWORD and gettext readers."""
+
+from __future__ import annotations
+
+import random
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from training.build_corpus import split_sources
+from training.data import arithmetic, sword
+from training.data.common import in_language, is_heldout
+from training.data.natural import TextSource
+from training.data.parallel import read_mo
+
+
+@given(st.integers(0, 999), st.sampled_from("+-"), st.integers(0, 999))
+def test_worked_answer_is_the_true_result(a: int, op: str, b: int) -> None:
+    if op == "-" and b > a:
+        a, b = b, a
+    body, ans = arithmetic.worked(a, op, b)
+    assert ans == (a + b if op == "+" else a - b)
+    assert body.endswith(f"\nanswer {ans}\n")
+
+
+def test_a_wrong_worked_answer_is_refused() -> None:
+    body, _ = arithmetic.worked(495, "+", 114)
+    arithmetic.verify(495, "+", 114, body)  # the benign look-alike: the true solution passes
+    with pytest.raises(ArithmeticError, match="495\\+114"):
+        arithmetic.verify(495, "+", 114, body.replace("answer 609", "answer 1359"))
+    with pytest.raises(ArithmeticError, match="digits 619"):  # a dropped carry in the steps
+        arithmetic.verify(495, "+", 114, body.replace("put 0 carry 1", "put 1 carry 1"))
+
+
+def test_train_only_sources_never_go_to_heldout() -> None:
+    keys = [f"doc:{i}" for i in range(400)]
+    assert any(is_heldout(k) for k in keys)  # ~5% of keys are held out
+
+    def docs(lang: str):
+        return ((k, f"{lang} text {k}") for k in keys)
+
+    sources = [TextSource("split", docs, ("en",)), TextSource("train-only", docs, ("en",), heldout=False)]
+    train, held = split_sources(sources, "en")
+    assert len(train["train-only"]) == len(keys)
+    assert len(held) == sum(is_heldout(k) for k in keys) == len(keys) - len(train["split"])
+    assert split_sources(sources, "de") == ({}, [])
+
+
+def test_in_language_drops_untranslated_lines() -> None:
+    assert in_language("de", "Dieses Programm zeigt die Größe der Dateien im aktuellen Verzeichnis an.")
+    assert not in_language("de", "This program shows the size of the files in the current directory.")
+    assert not in_language("zh", "This program shows the size of the files.")
+    assert in_language("zh", "这个程序显示当前目录中文件的大小。")
+
+
+def _write_ztext(root: Path, name: str, versification: str, verses: list[str]) -> None:
+    """A minimal zText module: one block holding every verse of the New Testament."""
+    folder = root / "modules" / "texts" / "ztext" / name
+    folder.mkdir(parents=True)
+    raw = b"".join(v.encode() for v in verses)
+    comp = zlib.compress(raw)
+    (folder / "nt.bzz").write_bytes(comp)
+    (folder / "nt.bzs").write_bytes(struct.pack("<III", 0, len(comp), len(raw)))
+    index, offset = b"", 0
+    for v in verses:
+        index += struct.pack("<IIH", 0, offset, len(v.encode()))
+        offset += len(v.encode())
+    (folder / "nt.bzv").write_bytes(index)
+    (root / "mods.d").mkdir(exist_ok=True)
+    (root / "mods.d" / f"{name}.conf").write_text(
+        f"[{name}]\nDataPath=./modules/texts/ztext/{name}/\nModDrv=zText\nVersification={versification}\n"
+    )
+
+
+def test_sword_reader_aligns_verse_slots(tmp_path: Path) -> None:
+    en = ["", '<w lemma="G1">In</w> the beginning<note placement="foot">a note</note>.', "", "Amen &amp; amen."]
+    es = ["", "<title>Cap 1</title>En el principio.", "Sólo en español.", "Amén y amén."]
+    _write_ztext(tmp_path, "EN", "KJV", en)
+    _write_ztext(tmp_path, "ES", "KJV", es)
+    assert sword.verses("EN", tmp_path) == ("KJV", ["", "In the beginning.", "", "Amen & amen."])
+    pairs = sword.parallel_verses("EN", "ES", tmp_path)
+    assert pairs == [(1, "In the beginning.", "En el principio."), (3, "Amen & amen.", "Amén y amén.")]
+
+
+def test_sword_reader_refuses_other_versifications(tmp_path: Path) -> None:
+    _write_ztext(tmp_path, "EN", "NRSVA", ["", "a"])
+    _write_ztext(tmp_path, "ES", "KJV", ["", "b"])
+    with pytest.raises(ValueError, match="not aligned"):
+        sword.parallel_verses("EN", "ES", tmp_path)
+
+
+def _write_mo(path: Path, pairs: dict[str, str]) -> None:
+    """GNU .mo layout: header, original-string table, translation table, then the strings."""
+    keys = sorted(pairs)
+    ids = b"".join(k.encode() + b"\0" for k in keys)
+    strs = b"".join(pairs[k].encode() + b"\0" for k in keys)
+    n = len(keys)
+    start = 28 + 16 * n
+    o_tab, t_tab, off = b"", b"", 0
+    for k in keys:
+        o_tab += struct.pack("<2I", len(k.encode()), start + off)
+        off += len(k.encode()) + 1
+    off = 0
+    for k in keys:
+        t_tab += struct.pack("<2I", len(pairs[k].encode()), start + len(ids) + off)
+        off += len(pairs[k].encode()) + 1
+    header = struct.pack("<7I", 0x950412DE, 0, n, 28, 28 + 8 * n, 0, 0)
+    path.write_bytes(header + o_tab + t_tab + ids + strs)
+
+
+def test_read_mo_round_trip(tmp_path: Path) -> None:
+    pairs = {"Open the file": "Abrir el archivo", "menu\x04Quit": "Salir", "": "Project-Id: x"}
+    _write_mo(tmp_path / "x.mo", pairs)
+    assert read_mo(tmp_path / "x.mo") == {"Open the file": "Abrir el archivo", "Quit": "Salir"}
+
+
+def test_budgeted_is_seeded() -> None:
+    from training.build_corpus import budgeted
+
+    texts = [f"text {i}" for i in range(100)]
+    a = budgeted(texts, 50, random.Random(1))
+    assert a == budgeted(texts, 50, random.Random(1)) and 50 <= sum(map(len, a)) < 50 + 8

@@ -1,0 +1,138 @@
+"""The shipped held-out evaluation files (evalsuite/data/heldout/), built from held-out source keys only.
+
+Formats are documented in evalsuite/data/heldout/FORMATS.md; each builder returns JSONL rows and
+takes its own seeded `random.Random`, so adding a training source never changes held-out content.
+"""
+
+from __future__ import annotations
+
+import random
+
+from training.data.arithmetic import arith_prompt, worked
+from training.data.code_tasks import code_task
+from training.data.common import in_language, split_sentences
+from training.data.parallel import trans_text
+
+PPL_ITEMS = 40  # perplexity texts per language
+PROMPT_ITEMS = 40  # continuation prompts per language
+TRANSLATION_ITEMS = 50  # held-out pairs shipped per language
+MC_TRANSLATION_ITEMS = 20  # per language (es, fr, de)
+
+
+def text_rows(lang: str, held: list[str], rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """(perplexity texts, continuation prompts) of one language from its held-out documents."""
+    held = list(held)
+    rng.shuffle(held)
+    ppl = [t[:1000] for t in held if len(t) >= 300 and in_language(lang, t)][:PPL_ITEMS]
+    used = set(ppl)
+    prompts = []
+    for t in held:
+        if t[:1000] in used:
+            continue
+        first = t.split("\n")[0]
+        sents = split_sentences(first if len(first) > 80 else t.replace("\n", " "))
+        if len(sents) < 2:
+            continue
+        prompt = sents[0] if len(sents[0]) >= 40 else " ".join(sents[:2])
+        if not (30 <= len(prompt) <= 300):
+            continue
+        cont = t.replace("\n", " ")[len(prompt) :].strip()[:300]
+        if len(cont) < 40 or not in_language(lang, prompt) or not in_language(lang, cont):
+            continue
+        prompts.append({"id": f"prompt-{lang}-{len(prompts)}", "prompt": prompt, "continuation": cont})
+        if len(prompts) == PROMPT_ITEMS:
+            break
+    return [{"id": f"text-{lang}-{i}", "text": t} for i, t in enumerate(ppl)], prompts
+
+
+def translation_rows(lang: str, held: list[tuple[str, str]], rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """(translation prompts with references, multiple-choice items for es/fr/de)."""
+    held = list(held)
+    rng.shuffle(held)
+    good = [(s, t) for s, t in held if 12 <= len(s) <= 90 and " " in s]
+    shipped = good[:TRANSLATION_ITEMS]
+    rows = [
+        {"id": f"tr-en-{lang}-{i}", "source": s, "target": t, "prompt": trans_text(lang, s)}
+        for i, (s, t) in enumerate(shipped)
+    ]
+    mc = []
+    if lang in ("es", "fr", "de"):
+        pool = good[TRANSLATION_ITEMS:]
+        for i, (s, t) in enumerate(shipped[:MC_TRANSLATION_ITEMS]):
+            choices = [t] + rng.sample([tt for _, tt in pool if tt != t], 3)
+            rng.shuffle(choices)
+            mc.append(
+                {"id": f"mc-tr-{lang}-{i}", "context": trans_text(lang, s), "choices": [" " + c for c in choices],
+                 "gold": choices.index(t)}
+            )
+    return rows, mc
+
+
+def arithmetic_rows(problems: list[tuple[int, str, int]], rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """(60 worked problems, multiple choice among the true worked answer and 3 neighbouring problems')."""
+    rows = []
+    for i, (a, op, b) in enumerate(problems[:60]):
+        body, ans = worked(a, op, b)
+        rows.append({"id": f"arith-{i}", "prompt": arith_prompt(a, op, b), "answer": str(ans), "worked": body})
+    mc = []
+    for i, (a, op, b) in enumerate(problems[60:100]):
+        body, _ = worked(a, op, b)
+        wrong: set[str] = set()
+        for da, db in rng.sample([(1, 0), (-1, 0), (0, 1), (0, -1), (10, 0), (0, 10), (-10, 0), (0, -10)], 8):
+            a2, b2 = a + da, b + db
+            if a2 < 0 or b2 < 0 or (op == "-" and b2 > a2) or len(str(a2)) != len(str(a)):
+                continue
+            other, _ = worked(a2, op, b2)
+            if other != body:
+                wrong.add(other)
+            if len(wrong) == 3:
+                break
+        if len(wrong) < 3:
+            continue
+        choices = [body] + sorted(wrong)
+        rng.shuffle(choices)
+        mc.append({"id": f"mc-arith-{i}", "context": arith_prompt(a, op, b), "choices": choices,
+                   "gold": choices.index(body)})
+    return rows, mc
+
+
+def code_task_rows(held: list[dict], families: list[str]) -> tuple[list[dict], list[dict]]:
+    """(50 tasks, up to 3 per family so every family is represented; MC over same-family bodies)."""
+    by_family: dict[str, list[dict]] = {}
+    for t in held:
+        by_family.setdefault(t["family"], []).append(t)
+    picked = [by_family[f][r] for r in range(3) for f in families if len(by_family.get(f, [])) > r][:50]
+    rows = [
+        {"id": f"task-{i}", "prompt": t["prompt"], "entry_point": t["name"], "tests": t["tests"],
+         "canonical_solution": t["completion"], "family": t["family"]}
+        for i, t in enumerate(picked)
+    ]
+    mc = []
+    rest = [t for t in held if t not in picked]
+    for i, t in enumerate(rest[:40]):
+        others = {code_task(random.Random(f"mc{i}-{j}"), t["family"])["completion"] for j in range(12)}
+        others = sorted(o for o in others if o != t["completion"])
+        if len(others) < 3:
+            continue
+        choices = [t["completion"]] + random.Random(i).sample(others, 3)
+        random.Random(i + 7).shuffle(choices)
+        mc.append({"id": f"mc-code-{i}", "context": t["prompt"], "choices": choices,
+                   "gold": choices.index(t["completion"])})
+    return rows, mc
+
+
+def mc_text_rows(prompts: dict[str, list[dict]], rng: random.Random) -> list[dict]:
+    """Which continuation follows the prompt: the true next 80 characters vs 3 of other prompts."""
+    out = []
+    for lang, rows in prompts.items():
+        conts = [r["continuation"][:80] for r in rows]
+        sep = "" if lang in ("zh", "ja") else " "
+        for i, r in enumerate(rows[:12]):
+            others = [c for j, c in enumerate(conts) if j != i]
+            if len(others) < 3:
+                break
+            choices = [conts[i]] + rng.sample(others, 3)
+            rng.shuffle(choices)
+            out.append({"id": f"mc-text-{lang}-{i}", "context": r["prompt"], "choices": [sep + c for c in choices],
+                        "gold": choices.index(conts[i])})
+    return out
