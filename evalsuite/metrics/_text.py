@@ -38,8 +38,29 @@ def tokenize(text: str, *, lower: bool = True) -> list[str]:
     return [t.lower() for t in toks] if lower else toks
 
 
+# A code identifier written in prose: dotted.names / a::b, snake_case, camelCase, PascalCase with an
+# inner capital (JavaScript), calls f(x), paths a/b/c, command-line flags. ASCII only, so abbreviations
+# such as Russian "т.е." stay prose.
+CODE_IDENTIFIER = re.compile(
+    r"(?<![\w/$-])(?:"
+    r"[A-Za-z_$][\w$]*(?:(?:\.|::|->)[A-Za-z_$][\w$]*)+(?:\([^()\s]*\))?"
+    r"|[A-Za-z$]\w*_\w*(?:\([^()\s]*\))?|_\w+(?:\([^()\s]*\))?"
+    r"|[a-z]+[A-Z][A-Za-z0-9]*(?:\([^()\s]*\))?"
+    r"|[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*(?:\([^()\s]*\))?"
+    r"|[A-Za-z_]\w*\([^()\s]*\)"
+    r"|(?:\.{1,2}/|~/|/)?[\w.-]+(?:/[\w.-]+)+/?"
+    r"|--?[a-z][\w-]*"
+    r")"
+)
+
+
 def strip_code(text: str) -> str:
     """Remove fenced code blocks and inline code, which are not natural language."""
     text = re.sub(r"```.*?(```|$)", " ", text, flags=re.S)
     text = re.sub(r"~~~.*?(~~~|$)", " ", text, flags=re.S)
     return re.sub(r"`[^`\n]*`", " ", text)
+
+
+def strip_code_and_identifiers(text: str) -> str:
+    """:func:`strip_code`, then code identifiers written in prose without backticks (get_user_id)."""
+    return CODE_IDENTIFIER.sub(" ", strip_code(text))

@@ -1,8 +1,8 @@
-"""Language contamination: wrong response language, per sentence, and foreign-script runs.
+"""Language contamination: wrong response language, per sentence, foreign-script runs, code-switching.
 
 API:
     normalize_lang(code) -> str                      "zh-cn"/"zh-TW"/"zh-Hans" -> "zh", "es-ES" -> "es"
-    detect_language(text, *, min_letters=20) -> LangGuess | None      (deterministic langdetect)
+    detect_language(text, *, min_letters=20) -> LangGuess | None      (lingua, see lingua_detect)
         LangGuess(lang: str, prob: float, candidates: tuple[tuple[str, float], ...])
     char_script(ch) -> str                           "Latin", "Han", "Cyrillic", ..., or "Common"
     split_sentences(text) -> list[tuple[int, int]]   char spans
@@ -11,8 +11,12 @@ API:
     check_language(text, expected=None, *, baseline=None, min_confidence=0.9, min_letters=20,
                    tolerated_scripts=("Latin", "Greek"), expected_scripts=None,
                    max_findings=0) -> CheckResult
-        value = number of findings (foreign runs, sentences/segments in another language, whole-text
-        mismatch), op "<=". data["findings"] lists each with the sentence and the run / language found.
+        value = number of findings, op "<=". data["findings"] lists each with its sentence and kind:
+        foreign_script (Han inside Spanish), foreign_words (a Latin clause inside Russian, see
+        codeswitch.other_script_runs), sentence_language / segment_language (a sentence or a piece of it
+        in another language, incl. same-script drift es->pt), switched_clause (an English clause inside
+        a French sentence, codeswitch.switched_runs), response_language, missing_script (Japanese
+        without kana).
 
 Why per sentence: a Spanish answer with one English clause and one Han character
 ("El clima está hermoso hoy y我 plane to go hiking...") can still be "Spanish" as a whole text.
@@ -27,6 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from evalsuite.metrics._text import strip_code
+from evalsuite.metrics.codeswitch import against, other_script_runs, prose_only, switched_runs
+from evalsuite.metrics.lingua_detect import confidences, supported
 from evalsuite.metrics.result import CheckResult, shorten
 
 # Scripts a language is written in. Languages not listed are written in Latin script.
@@ -57,9 +63,10 @@ LANG_SCRIPTS: dict[str, frozenset[str]] = {
     "pa": frozenset({"Gurmukhi"}),
 }
 
-# langdetect confuses close relatives on short sentences; a guess inside the same group is not a switch.
+# Close relatives that a detector cannot separate on one sentence; a guess inside the same group is not
+# a switch. Spanish/Portuguese/Catalan are *not* here: lingua separates them (see
+# benchmarks/language_detectors.py), and es->pt drift is a regression the check must catch.
 _CONFUSABLE: tuple[frozenset[str], ...] = (
-    frozenset({"es", "pt", "ca", "gl"}),
     frozenset({"no", "da", "sv"}),
     frozenset({"hr", "sr", "bs", "sl"}),
     frozenset({"id", "ms", "tl"}),
@@ -69,10 +76,12 @@ _CONFUSABLE: tuple[frozenset[str], ...] = (
 )
 
 
-# Han-only text is ambiguous between these (langdetect even calls Japanese kanji compounds Korean);
-# kana and Hangul are what tell them apart, so Han-only pieces are judged by script, not by langdetect.
+# Han-only text is ambiguous between these (detectors call Japanese kanji compounds Chinese or Korean);
+# kana and Hangul are what tell them apart, so Han-only pieces are judged by script, not by detection.
 _CJK_LANGS = frozenset({"zh", "ja", "ko"})
 # A response in these languages longer than a few Han characters must contain their own script.
+# Scripts written with spaces between words: a same-script switch can be found word by word.
+_SPACED_SCRIPTS = frozenset({"Latin", "Cyrillic", "Greek", "Arabic", "Hebrew", "Devanagari"})
 _SIGNATURE_SCRIPTS: dict[str, frozenset[str]] = {
     "ja": frozenset({"Hiragana", "Katakana"}),
     "ko": frozenset({"Hangul"}),
@@ -85,7 +94,7 @@ def normalize_lang(code: str) -> str:
 
 
 def same_language(a: str, b: str) -> bool:
-    """Equal or confusable (langdetect cannot reliably separate es/pt/ca on one sentence)."""
+    """Equal or confusable (no detector reliably separates Danish/Norwegian on one sentence)."""
     a, b = normalize_lang(a), normalize_lang(b)
     return a == b or any(a in g and b in g for g in _CONFUSABLE)
 
@@ -97,42 +106,24 @@ class LangGuess:
     candidates: tuple[tuple[str, float], ...]
 
 
-@functools.lru_cache(maxsize=1)
-def _factory():  # type: ignore[no-untyped-def]
-    # A private, seeded factory: deterministic results without touching langdetect's global one.
-    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
-
-    factory = DetectorFactory()
-    factory.load_profile(PROFILES_DIRECTORY)
-    factory.set_seed(0)
-    return factory
-
-
 def _letters(text: str) -> int:
     return sum(1 for ch in text if ch.isalpha())
 
 
-def detect_language(text: str, *, min_letters: int = 20) -> LangGuess | None:
-    """langdetect guess (normalised codes), or None when the text is too short to judge."""
-    from langdetect.lang_detect_exception import LangDetectException
-
+def _enough_letters(text: str, min_letters: int) -> bool:
     # Scripts without spaces carry more information per letter.
     dense = sum(1 for ch in text if char_script(ch) in {"Han", "Hiragana", "Katakana", "Hangul", "Thai"})
-    if _letters(text) + 2 * dense < min_letters:
+    return _letters(text) + 2 * dense >= min_letters
+
+
+def detect_language(text: str, *, min_letters: int = 20) -> LangGuess | None:
+    """lingua's guess (ISO codes), or None when the text is too short to judge."""
+    if not _enough_letters(text, min_letters):
         return None
-    det = _factory().create()
-    det.append(text)
-    try:
-        probs = det.get_probabilities()
-    except LangDetectException:
+    conf = confidences(text)
+    if not conf:
         return None
-    if not probs:
-        return None
-    merged: dict[str, float] = {}
-    for p in probs:
-        code = normalize_lang(p.lang)
-        merged[code] = merged.get(code, 0.0) + p.prob
-    cands = tuple(sorted(merged.items(), key=lambda kv: -kv[1]))
+    cands = tuple(sorted(conf.items(), key=lambda kv: -kv[1]))
     return LangGuess(cands[0][0], cands[0][1], cands)
 
 
@@ -209,6 +200,23 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _other_language(
+    text: str, expected: str, same: Iterable[str], *, min_letters: int, min_confidence: float
+) -> tuple[str, float] | None:
+    """(language, share) when ``text`` reads as a language other than ``expected`` (or its confusable
+    relatives ``same``); the share is the detector's confidence in it relative to the expected one
+    (see codeswitch.against). Names, titles, identifiers and URLs are blanked first."""
+    prose = prose_only(text)
+    if not _enough_letters(prose, min_letters):
+        return None
+    lang, share = against(prose, {expected, *same})
+    if lang is None or share < min_confidence:
+        return None
+    if lang in _CJK_LANGS and expected in _CJK_LANGS and _han_only(prose):
+        return None
+    return lang, share
+
+
 def _script_counts(text: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for ch in text:
@@ -253,8 +261,9 @@ def check_language(
             raise ValueError(f"cannot detect the baseline's language from {shorten(baseline)!r}")
         expected = guess.lang
     expected = normalize_lang(expected)
-    if expected_scripts is None:
-        expected_scripts = LANG_SCRIPTS.get(expected, frozenset({"Latin"}))
+    expected_scripts = frozenset(
+        LANG_SCRIPTS.get(expected, frozenset({"Latin"})) if expected_scripts is None else expected_scripts
+    )
     allowed = set(expected_scripts) | set(tolerated_scripts)
     if baseline is not None:
         allowed |= _scripts_of(strip_code(baseline))
@@ -262,36 +271,46 @@ def check_language(
     prose = strip_code(text)
     findings: list[dict[str, object]] = []
 
+    judge = supported(expected)  # an unknown language can only be judged by its script
+    same = next((g for g in _CONFUSABLE if expected in g), frozenset())
+    clean: list[str] = []
     for a, b in split_sentences(prose):
         sent = prose[a:b]
         runs = foreign_runs(sent, allowed)
         for run in runs:
             findings.append({"kind": "foreign_script", "run": run.text, "scripts": list(run.scripts),
                              "sentence": sent})
-        # The sentence, and when a foreign run splits it, each piece on its own.
-        pieces = [sent]
-        if runs:
-            cuts = [0] + [x for r in runs for x in (r.start, r.end)] + [len(sent)]
-            pieces += [sent[cuts[i] : cuts[i + 1]] for i in range(0, len(cuts), 2)]
+        # Clauses in a tolerated script the language does not use (English inside Russian).
+        word_runs = other_script_runs(sent, expected_scripts)
+        for wr in word_runs:
+            findings.append({"kind": "foreign_words", "run": wr.text, "detected": wr.lang, "words": wr.n_words,
+                             "sentence": sent})
+        # The sentence, or when foreign runs split it, each piece between them on its own.
+        cut_at = sorted([(r.start, r.end) for r in runs] + [(r.start, r.end) for r in word_runs])
+        cuts = [0] + [x for span in cut_at for x in span] + [len(sent)]
+        pieces = [sent[cuts[i] : cuts[i + 1]] for i in range(0, len(cuts), 2)]
+        clean.extend(pieces)
+        if not judge:
+            continue
         for piece in pieces:
-            guess = detect_language(piece, min_letters=min_letters)
-            if guess is None or guess.prob < min_confidence or same_language(guess.lang, expected):
+            other = _other_language(piece, expected, same, min_letters=min_letters, min_confidence=min_confidence)
+            if other is None:
                 continue
-            if guess.lang in _CJK_LANGS and expected in _CJK_LANGS and _han_only(piece):
-                continue
-            kind = "sentence_language" if piece is sent else "segment_language"
-            findings.append({"kind": kind, "detected": guess.lang, "prob": round(guess.prob, 3),
+            kind = "sentence_language" if not cut_at else "segment_language"
+            findings.append({"kind": kind, "detected": other[0], "prob": round(other[1], 3),
                              "segment": piece.strip(), "sentence": sent})
             break  # one language finding per sentence is enough
+        else:
+            if expected_scripts & _SPACED_SCRIPTS:
+                # Same-script switch inside a sentence that reads as the expected language as a whole.
+                for sr in switched_runs(sent, expected, scripts=expected_scripts, same=same):
+                    findings.append({"kind": "switched_clause", "detected": sr.lang, "segment": sr.text,
+                                     "words": sr.n_words, "sentence": sent})
 
-    whole = detect_language(prose, min_letters=min_letters)
-    if (
-        whole is not None
-        and whole.prob >= min_confidence
-        and not same_language(whole.lang, expected)
-        and not (whole.lang in _CJK_LANGS and expected in _CJK_LANGS and _han_only(prose))
-    ):
-        findings.append({"kind": "response_language", "detected": whole.lang, "prob": round(whole.prob, 3),
+    # The response as a whole, less the runs already reported.
+    whole = _other_language(" ".join(clean), expected, same, min_letters=min_letters, min_confidence=min_confidence)
+    if judge and whole is not None:
+        findings.append({"kind": "response_language", "detected": whole[0], "prob": round(whole[1], 3),
                          "sentence": shorten(prose, 120)})
     signature = _SIGNATURE_SCRIPTS.get(expected)
     # (not when the baseline itself is written without that script, e.g. a list of kanji)
@@ -308,6 +327,10 @@ def check_language(
         first = findings[0]
         if first["kind"] == "foreign_script":
             what = f"{'/'.join(first['scripts'])} run {first['run']!r}"  # type: ignore[arg-type]
+        elif first["kind"] == "foreign_words":
+            what = f"{first['words']}-word run {first['run']!r} (reads as {first['detected']!r})"
+        elif first["kind"] == "switched_clause":
+            what = f"{first['words']}-word clause {first['segment']!r} switched to {first['detected']!r}"
         elif first["kind"] == "missing_script":
             what = f"no {'/'.join(first['missing'])} at all, only Han characters"  # type: ignore[arg-type]
         elif first["kind"] == "response_language":
