@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 DEFAULT_SUITE = "prompts/embedded"
 
@@ -79,13 +80,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from evalsuite.compression import compress, parse_recipe
+    """Plan (on the loaded model when the recipe needs statistics), free the model, then export from the files.
 
-    loaded = _load(args)
+    Why in that order: the export streams tensor by tensor from the checkpoint's shards, so the model and
+    its statistics are gone before it starts and the peak is the planning pass, never model + copy."""
+    import gc
+
+    from evalsuite.compression import compress, data_free, default_stats_cache, parse_recipe, plan_from_files
+    from evalsuite.compression.export import export_checkpoint
+    from evalsuite.model.loading import default_model_path
+
     recipe = parse_recipe(args.recipe)
-    result = compress(loaded.model, loaded.tokenizer, recipe)
-    folder = result.save(args.out, tokenizer=loaded.tokenizer)
-    print(f"wrote {recipe.short} of {loaded.path} to {folder} (record: {folder / 'evalsuite_compression.json'})")
+    source = Path(args.model) if args.model else default_model_path()
+    if data_free(recipe):
+        record = plan_from_files(source, recipe)
+    else:  # statistics or expert weights: plan on the loaded model
+        loaded = _load(args)
+        with compress(loaded.model, loaded.tokenizer, recipe) as result:
+            record = result.record
+        del loaded, result
+        default_stats_cache.clear()
+        gc.collect()
+    folder = export_checkpoint(source, record, args.out)
+    print(f"wrote {recipe.short} of {source} to {folder} (record: {folder / 'evalsuite_compression.json'})")
     return 0
 
 

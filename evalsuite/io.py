@@ -15,15 +15,25 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from evalsuite.errors import EvalsuiteError, StorageError
 
-__all__ = ["TEMP_SUFFIX", "atomic_write", "atomic_write_text", "iter_jsonl", "read_jsonl", "write_jsonl"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "atomic_folder",
+    "atomic_write",
+    "atomic_write_text",
+    "iter_jsonl",
+    "read_jsonl",
+    "write_jsonl",
+]
 
 #: Suffix of in-flight temp files (`.<name>.<random>.tmp`); `.gitignore` ignores `.*.tmp`.
 TEMP_SUFFIX = ".tmp"
@@ -76,6 +86,34 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes | Iterable[str]
         finally:
             os.close(dir_fd)
     return target
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Build a folder (a checkpoint) in a temp folder next to ``path``; it replaces ``path`` only when complete.
+
+    Every file is fsynced before the rename; an existing folder is moved aside first and deleted after the
+    new one is in place, so a reader never sees a half-written checkpoint. On an error the temp folder is
+    removed and ``path`` is untouched."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent))
+    try:
+        yield tmp
+        for file in tmp.rglob("*"):
+            if file.is_file():
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -131,3 +131,19 @@ def test_jsonl_missing_or_binary_file_is_a_clear_error(tmp_path):
     (tmp_path / "b.jsonl").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(EvalsuiteError, match="not UTF-8"):
         read_jsonl(tmp_path / "b.jsonl")
+
+
+def test_atomic_folder_replaces_only_when_complete(tmp_path: Path) -> None:
+    from evalsuite.io import atomic_folder
+
+    target = tmp_path / "ckpt"
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("export failed")
+    assert (target / "a.txt").read_text() == "one" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    with atomic_folder(target) as tmp:
+        (tmp / "b.txt").write_text("two")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]

@@ -18,8 +18,13 @@ Public API (stable; extend, don't rename):
         .model (the variant), .record (JSON-ready: recipe, hash, calibration, per-layer removed experts
         and merge groups), .restore() (exact undo for mask/soft/zero; for apply=remove the variant is a
         copy and restore() releases it), usable as a context manager; .save(path) exports a standard
-        checkpoint. Statistics passes are cached per (model state, calibration tokens) in
-        `default_stats_cache`, so a matrix of recipes costs one pass per calibration set.
+        checkpoint from the files the model was loaded from (streamed tensor by tensor, source dtype,
+        every other file byte-identical; see compression/export.py). Statistics passes are cached per
+        (model state, calibration tokens) in `default_stats_cache`, so a matrix of recipes costs one
+        pass per calibration set.
+    data_free(recipe) / plan_from_files(folder, recipe) -> record
+        Random pruning is planned from the checkpoint's files alone (no model in memory);
+        export.export_checkpoint(folder, record, out) applies any record to a checkpoint folder.
     profile_model(model, tokenizer, calibration) -> RoutingProfile (usage, Gini, entropy ratio,
         top-10 share, dead experts with threshold); dead_curve_model(...) -> dead experts vs #prompts.
 
@@ -32,7 +37,9 @@ from evalsuite.compression.apply import (
     StatsCache,
     collect_stats,
     compress,
+    data_free,
     default_stats_cache,
+    plan_from_files,
 )
 from evalsuite.compression.calibration import (
     CalibrationSet,
@@ -55,12 +62,14 @@ __all__ = [
     "calibration_batches",
     "collect_stats",
     "compress",
+    "data_free",
     "dead_curve_model",
     "default_stats_cache",
     "describe_methods",
     "heldout_split",
     "is_calibration_record",
     "parse_recipe",
+    "plan_from_files",
     "profile_model",
     "routing_profile",
 ]

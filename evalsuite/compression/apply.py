@@ -24,8 +24,8 @@ import json
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ from evalsuite.compression.merging import InPlaceMerge, merge_targets, plan_merg
 from evalsuite.compression.recipe import Recipe, parse_recipe
 from evalsuite.compression.similarity import similarity_matrix
 from evalsuite.errors import InvalidRecipeError
-from evalsuite.io import atomic_write_text
 
 OUTPUT_SAMPLES = 512  # tokens (a seeded uniform sample) on which every expert output is kept, for CKA / cosine
 
@@ -189,55 +188,32 @@ class CompressionResult:
         return json.dumps(self.record, sort_keys=True)
 
     # -- export ------------------------------------------------------------------------------------
-    def save(self, path: str | Path, *, tokenizer: Any = None) -> Path:
+    def save(self, path: str | Path, *, source: str | Path | None = None) -> Path:
         """Export as a standard checkpoint (loadable by `from_pretrained` without evalsuite).
 
-        Masked and merged variants are materialised physically on a copy (the live variant is left as
-        it is). Soft/zero variants keep all experts and are saved with their modified weights. Global
-        (non-uniform) masks cannot be exported: a config holds one expert count."""
-        from evalsuite.model.moe import MoEModel
+        The record is applied to the checkpoint files the model was loaded from (`source`, default: the
+        model's `name_or_path`), tensor by tensor (`evalsuite.compression.export`): no copy of the model,
+        the files' own dtype, tokenizer and other files byte-identical. The live variant is untouched.
+        Global (non-uniform) masks cannot be exported: a config holds one expert count."""
+        from evalsuite.compression.export import export_checkpoint
 
         if self.restored:
             raise InvalidRecipeError(f"variant {self.recipe.short} was restored; compress again before saving")
-        folder = Path(path)
-        mode = self.recipe.option("apply")
-        if not self.in_place:
-            exported = self.model
-        elif mode in ("soft", "zero"):
-            with self._suspended():
-                exported = copy.deepcopy(self.original)
-                _apply_physical_soft(MoEModel(exported), self.recipe, self.record)
-        else:
-            removed = [len(row["removed"]) for row in self.record["layers"]]
-            if len(set(removed)) > 1:
-                raise InvalidRecipeError(
-                    f"{self.recipe.short} removes {removed} experts per layer; a checkpoint config holds one "
-                    "expert count, so this global (non-uniform) variant can be evaluated masked but not exported"
-                )
-            with self._suspended():
-                exported = copy.deepcopy(self.original)
-            _apply_physical(MoEModel(exported), self.recipe, self.record)
-        MoEModel(exported).save(folder)
-        tok = tokenizer if tokenizer is not None else self.tokenizer
-        if tok is not None:
-            tok.save_pretrained(folder)
-        atomic_write_text(folder / "evalsuite_compression.json", json.dumps(self.record, indent=1, sort_keys=True))
-        return folder
+        folder = Path(source) if source is not None else _source_folder(self.original)
+        if folder is None:
+            raise InvalidRecipeError(
+                f"{self.recipe.short}: save() exports from the checkpoint files the model was loaded from, and this "
+                "model was not loaded from a local folder; save the original with save_pretrained() and load it "
+                "from there, or pass source=FOLDER"
+            )
+        return export_checkpoint(folder, self.record, path)
 
-    @contextmanager
-    def _suspended(self) -> Iterator[None]:
-        """Temporarily undo an in-place variant (to copy the original weights), then re-apply it."""
-        handles_before = list(self._handles)
-        for handle in reversed(handles_before):
-            handle.restore()
-        try:
-            yield
-        finally:
-            fresh = compress(self.original, self.tokenizer, self.recipe, stats=self.stats, _record=self.record)
-            self._handles = fresh._handles
-            fresh._handles = []
-            fresh.restored = True
-            _deactivate(self.original, self.recipe.hash)  # the re-applied variant is this one, not a new one
+
+def _source_folder(model: torch.nn.Module) -> Path | None:
+    """The local checkpoint folder `from_pretrained` read `model` from, if any."""
+    name = str(getattr(model, "name_or_path", "") or "")
+    folder = Path(name) if name else None
+    return folder if folder is not None and (folder / "config.json").is_file() else None
 
 
 def _apply_physical(moe: Any, recipe: Recipe, record: Mapping[str, Any]) -> None:
@@ -249,16 +225,6 @@ def _apply_physical(moe: Any, recipe: Recipe, record: Mapping[str, Any]) -> None
         groups = {int(r["layer"]): r["groups"] for r in record["layers"]}
         weights = {int(r["layer"]): r["weights"] for r in record["layers"]}
         moe.merge(groups, weights, merge_router=recipe.option("router") == "merge")
-
-
-def _apply_physical_soft(moe: Any, recipe: Recipe, record: Mapping[str, Any]) -> None:
-    """Soft/zero variants applied on a copy (their handles are simply never restored)."""
-    for row in record["layers"]:
-        if row["removed"]:
-            if recipe.option("apply") == "soft":
-                moe.scale_router_rows(int(row["layer"]), row["removed"], recipe.option("factor"))
-            else:
-                moe.zero_experts(int(row["layer"]), row["removed"])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -405,6 +371,97 @@ def _group_within(sim: torch.Tensor, n_groups: int, expert_groups: int, recipe: 
     return sorted(out, key=lambda c: c[0])
 
 
+def _make_record(
+    model: torch.nn.Module | None, moe: Any, recipe: Recipe, stats: Any, calibration: CalibrationSet | None
+) -> dict[str, Any]:
+    """The plan: per layer the experts removed and kept (and merge groups with coefficients)."""
+    layers, experts, _ = _layout(moe)
+    rows: list[dict[str, Any]] = []
+    if recipe.kind == "prune":
+        drop_rows, scores, history = _prune(model, moe, recipe, stats, calibration)
+        for row, layer in enumerate(layers):
+            rows.append(
+                {
+                    "layer": layer,
+                    "experts": experts[row],
+                    "removed": sorted(drop_rows[row]),
+                    "kept": [e for e in range(experts[row]) if e not in drop_rows[row]],
+                    "scores": [round(float(x), 6) for x in scores[row][: experts[row]]]
+                    if scores is not None
+                    else None,
+                }
+            )
+    else:
+        history = []
+        g_rows, w_rows = _merge_plan(moe, recipe, stats)
+        for row, layer in enumerate(layers):
+            survivors = [g[0] for g in g_rows[row]]
+            rows.append(
+                {
+                    "layer": layer,
+                    "experts": experts[row],
+                    "removed": sorted(e for g in g_rows[row] for e in g[1:]),
+                    "kept": sorted(survivors),
+                    "groups": g_rows[row],
+                    "weights": [[float(a) for a in w] for w in w_rows[row]],
+                }
+            )
+    record = {
+        "recipe": recipe.short,
+        "hash": recipe.hash,
+        "method": recipe.method,
+        "kind": recipe.kind,
+        "amount": recipe.amount,
+        "options": recipe.to_dict()["options"],
+        "calibration": calibration.describe() if calibration is not None else None,
+        "tokens": int(getattr(stats, "tokens", 0) or 0) if stats is not None else 0,
+        "layers": rows,
+    }
+    if history:
+        record["rounds"] = history
+    return record
+
+
+@dataclass
+class _FileBlock:
+    layer: int
+    num_experts: int
+    top_k: int
+    n_group: int
+
+
+class _FileLayout:
+    """The MoE layout read from a checkpoint's files and config (what a data-free plan needs)."""
+
+    def __init__(self, folder: Path) -> None:
+        from evalsuite.compression.export import checkpoint_layout
+        from evalsuite.model.moe import TOPK_ATTRS
+
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        text = next((config[k] for k in ("text_config", "language_config", "llm_config") if k in config), config)
+        top_k = next((text[k] for k in TOPK_ATTRS if isinstance(text.get(k), int)), 0)
+        n_group = int(text.get("n_group") or 1)
+        self.blocks = [_FileBlock(layer, fb.experts, top_k, n_group) for layer, fb in checkpoint_layout(folder).items()]
+        self.blocks.sort(key=lambda b: b.layer)
+
+
+def data_free(recipe: Recipe | str) -> bool:
+    """Whether `plan_from_files` can plan the recipe (it needs neither statistics nor expert weights)."""
+    recipe = parse_recipe(recipe)
+    return recipe.kind == "prune" and not _needs_stats(recipe)
+
+
+def plan_from_files(folder: str | Path, recipe: Recipe | str) -> dict[str, Any]:
+    """The record of a data-free recipe (random pruning) from the checkpoint's files: no model in memory."""
+    recipe = parse_recipe(recipe)
+    if not data_free(recipe):
+        raise InvalidRecipeError(
+            f"{recipe.short} needs the model itself (routing statistics or expert weights); only random pruning "
+            "is planned from the files alone"
+        )
+    return _make_record(None, _FileLayout(Path(folder)), recipe, None, None)
+
+
 def compress(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -413,7 +470,6 @@ def compress(
     stats: Any = None,
     calibration: CalibrationSet | None = None,
     cache: StatsCache | None = None,
-    _record: Mapping[str, Any] | None = None,
 ) -> CompressionResult:
     """Apply `recipe` to `model` and return the variant with its record.
 
@@ -424,73 +480,22 @@ def compress(
 
     recipe = parse_recipe(recipe)  # validates Recipe values built directly, too
     moe = MoEModel(model)
-    layers, experts, top_k = _layout(moe)
     mode = recipe.option("apply")
-    calib_info: dict[str, Any] | None = None
 
-    if _record is not None:  # replay (re-applying a suspended variant): no statistics, same experts
-        record = dict(_record)
-        drops = {int(r["layer"]): list(r["removed"]) for r in record["layers"]}
-        plan_groups = {int(r["layer"]): r.get("groups") for r in record["layers"]}
-        plan_weights = {int(r["layer"]): r.get("weights") for r in record["layers"]}
-    else:
-        needs = _needs_stats(recipe)
-        iterative = needs and recipe.option("schedule") == "iterative"
-        if needs and (stats is None or iterative) and calibration is None:
-            # iterative schedules re-estimate on the partly pruned model, so they need the data itself
-            if tokenizer is None:
-                raise InvalidRecipeError(f"{recipe.short} needs calibration data, so pass a tokenizer")
-            calibration = calibration_batches(recipe.calibration, tokenizer, token_budget=recipe.option("tokens"))
-        if needs and stats is None:
-            stats = (cache or default_stats_cache).get_or_collect(model, calibration)
-        if calibration is not None:
-            calib_info = calibration.describe()
-        rows: list[dict[str, Any]] = []
-        if recipe.kind == "prune":
-            drop_rows, scores, history = _prune(model, moe, recipe, stats, calibration)
-            for row, layer in enumerate(layers):
-                rows.append(
-                    {
-                        "layer": layer,
-                        "experts": experts[row],
-                        "removed": sorted(drop_rows[row]),
-                        "kept": [e for e in range(experts[row]) if e not in drop_rows[row]],
-                        "scores": [round(float(x), 6) for x in scores[row][: experts[row]]]
-                        if scores is not None
-                        else None,
-                    }
-                )
-        else:
-            history = []
-            g_rows, w_rows = _merge_plan(moe, recipe, stats)
-            for row, layer in enumerate(layers):
-                survivors = [g[0] for g in g_rows[row]]
-                rows.append(
-                    {
-                        "layer": layer,
-                        "experts": experts[row],
-                        "removed": sorted(e for g in g_rows[row] for e in g[1:]),
-                        "kept": sorted(survivors),
-                        "groups": g_rows[row],
-                        "weights": [[float(a) for a in w] for w in w_rows[row]],
-                    }
-                )
-        record = {
-            "recipe": recipe.short,
-            "hash": recipe.hash,
-            "method": recipe.method,
-            "kind": recipe.kind,
-            "amount": recipe.amount,
-            "options": recipe.to_dict()["options"],
-            "calibration": calib_info,
-            "tokens": int(getattr(stats, "tokens", 0) or 0) if stats is not None else 0,
-            "layers": rows,
-        }
-        if history:
-            record["rounds"] = history
-        drops = {r["layer"]: r["removed"] for r in rows}
-        plan_groups = {r["layer"]: r.get("groups") for r in rows}
-        plan_weights = {r["layer"]: r.get("weights") for r in rows}
+    needs = _needs_stats(recipe)
+    iterative = needs and recipe.option("schedule") == "iterative"
+    if needs and (stats is None or iterative) and calibration is None:
+        # iterative schedules re-estimate on the partly pruned model, so they need the data itself
+        if tokenizer is None:
+            raise InvalidRecipeError(f"{recipe.short} needs calibration data, so pass a tokenizer")
+        calibration = calibration_batches(recipe.calibration, tokenizer, token_budget=recipe.option("tokens"))
+    if needs and stats is None:
+        stats = (cache or default_stats_cache).get_or_collect(model, calibration)
+    record = _make_record(model, moe, recipe, stats, calibration)
+    rows = record["layers"]
+    drops = {r["layer"]: r["removed"] for r in rows}
+    plan_groups = {r["layer"]: r.get("groups") for r in rows}
+    plan_weights = {r["layer"]: r.get("weights") for r in rows}
 
     handles: list[Any] = []
     active = {layer: d for layer, d in drops.items() if d}

@@ -15,8 +15,6 @@ import inspect
 import operator
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 from torch import nn
 
 from evalsuite.errors import InvalidRecipeError, UnsupportedModelError
+from evalsuite.io import atomic_folder
 from evalsuite.model._router_tap import (
     add_router_mask,
     bias_drops,
@@ -39,6 +38,7 @@ from evalsuite.model._router_tap import (
 
 __all__ = [
     "COUNT_ATTRS",
+    "TOPK_ATTRS",
     "ExpertTensor",
     "MaskHandle",
     "MoEBlock",
@@ -55,7 +55,7 @@ COUNT_ATTRS = (
     "num_routed_experts",
     "n_experts",
 )
-_TOPK_ATTRS = ("top_k", "num_experts_per_tok", "topk", "moe_topk", "moe_k", "top_k_experts")
+TOPK_ATTRS = ("top_k", "num_experts_per_tok", "topk", "moe_topk", "moe_k", "top_k_experts")
 _GROUP_ATTRS = ("num_group", "n_group", "num_groups", "n_groups", "num_expert_group")
 _TOPK_GROUP_ATTRS = ("topk_group", "topk_groups", "num_topk_groups")
 _ROUTER_NAMES = ("gate", "router")
@@ -371,7 +371,7 @@ class MoEModel:
             )
         config = getattr(self.model, "config", None)
         text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-        top_k = _first_int_attr([router, mod, text_config], _TOPK_ATTRS)
+        top_k = _first_int_attr([router, mod, text_config], TOPK_ATTRS)
         # groups: the router's own attribute, else the config's (conservative: refuses more keep-sets)
         n_group = _first_int_attr([router, mod], _GROUP_ATTRS) or _first_int_attr([text_config], ("n_group",)) or 1
         topk_group = _first_int_attr([router, mod, text_config], _TOPK_GROUP_ATTRS) or 1
@@ -818,24 +818,8 @@ class MoEModel:
                 "express; keep the same number of experts in every MoE layer to save a checkpoint"
             )
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
+        with atomic_folder(target) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
-            for f in tmp.iterdir():
-                if f.is_file():
-                    with open(f, "rb") as fh:
-                        os.fsync(fh.fileno())
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-                os.replace(target, old / target.name)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return target
 
 

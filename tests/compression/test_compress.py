@@ -204,24 +204,11 @@ def test_stats_cache_reuses_one_pass_and_notices_changes(loaded, calib) -> None:
             router[0, 0] = old
 
 
-def test_group_limited_router_deepseek_v3() -> None:
+def test_group_limited_router_deepseek_v3(deepseek_v3: torch.nn.Module) -> None:
     """Bias-selected, group-limited routing: selection drops evenly per expert group, masked == physical."""
-    from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
-
     from evalsuite.compression.calibration import CalibrationSet
 
-    config = DeepseekV3Config(
-        vocab_size=64, hidden_size=32, intermediate_size=64, moe_intermediate_size=16, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=4, n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
-        n_group=2, topk_group=1, first_k_dense_replace=1, q_lora_rank=None, kv_lora_rank=16, qk_rope_head_dim=4,
-        qk_nope_head_dim=4, v_head_dim=8, max_position_embeddings=64,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = DeepseekV3ForCausalLM(config).eval()
-    with torch.no_grad():
-        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-            if "e_score_correction_bias" in name:
-                tensor.normal_(0, 0.1)
+    model = deepseek_v3
     generator = torch.Generator().manual_seed(0)
     calib = CalibrationSet("random", [torch.randint(0, 64, (32,), generator=generator).tolist() for _ in range(8)], 0)
     ids = torch.randint(0, 64, (1, 20), generator=generator)
