@@ -23,7 +23,11 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _pytest_args(args: argparse.Namespace, *, update: bool) -> list[str]:
-    argv = [*args.suites] if args.suites else [DEFAULT_SUITE]
+    from evalsuite.suites import builtin_names, builtin_root
+
+    # a bare built-in suite name (`instruct`) that is not a folder here means the suite shipped in the package
+    suites = [str(builtin_root() / s) if s in builtin_names() and not Path(s).exists() else s for s in args.suites]
+    argv = suites or [DEFAULT_SUITE]
     if args.model:
         argv.append(f"--evalsuite-model={args.model}")
     if getattr(args, "compressed", None):
@@ -134,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=helptext)
         _model_args(sub)
-        sub.add_argument("suites", nargs="*", help=f"prompt suite folders (default: {DEFAULT_SUITE})")
+        sub.add_argument(
+            "suites", nargs="*", help=f"suite folders or built-in suite names, e.g. instruct (default: {DEFAULT_SUITE})"
+        )
         sub.add_argument("--baselines", help="baseline folder (default: baselines/)")
         sub.add_argument("-m", dest="marker", help="pytest marker expression, e.g. generative")
         if name == "gate":

@@ -150,10 +150,18 @@ def _selects_gate(config: pytest.Config) -> bool:
         return any(mark in markexpr and "not" not in markexpr for mark in MARKERS)
 
 
-def _names_prompts(config: pytest.Config, prompts: Path) -> bool:
-    """Was a path inside the prompts folder given on the command line?"""
+def suite_roots(settings: GateSettings) -> list[Path]:
+    """Folders whose sub-folders are suites: the project's prompts folder, then the built-in suites."""
+    from evalsuite.suites import builtin_root
+
+    return [settings.resolve(settings.prompts).resolve(), builtin_root().resolve()]
+
+
+def _names_prompts(config: pytest.Config, settings: GateSettings) -> bool:
+    """Was a path inside a suite folder given on the command line?"""
+    roots = suite_roots(settings)
     return config.args_source == pytest.Config.ArgsSource.ARGS and any(
-        Path(a.split("::")[0]).resolve().is_relative_to(prompts) for a in config.args
+        Path(a.split("::")[0]).resolve().is_relative_to(root) for a in config.args for root in roots
     )
 
 
@@ -172,7 +180,7 @@ def is_gate_run(config: pytest.Config) -> bool:
     gate = config.stash.get(GATE_KEY, None)
     if gate is None or not _uses_evalsuite(config, gate.settings):
         return False
-    return _selects_gate(config) or _names_prompts(config, gate.settings.resolve(gate.settings.prompts).resolve())
+    return _selects_gate(config) or _names_prompts(config, gate.settings)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -189,17 +197,21 @@ def pytest_configure(config: pytest.Config) -> None:
     prompts = settings.resolve(settings.prompts)
     if config.args_source != pytest.Config.ArgsSource.ARGS and _selects_gate(config):
         if not prompts.is_dir() and not _uses_evalsuite(config, settings):
-            return
-        if not prompts.is_dir():
+            return  # another project's own `generative` marker
+        if not prompts.is_dir() and not settings.suites:
             raise pytest.UsageError(
                 f"evalsuite: the gate was asked for (-m / --evalsuite-*) but the prompts folder {prompts} "
                 f"does not exist (project root {settings.rootdir}); run pytest from the project that holds "
-                "[tool.evalsuite] in its pyproject.toml, or pass --evalsuite-prompts=DIR"
+                "[tool.evalsuite] in its pyproject.toml, pass --evalsuite-prompts=DIR, or name a built-in suite "
+                "with --evalsuite-suite NAME"
             )
-        wanted = [prompts / name for name in settings.suites] or [prompts]
+        from evalsuite.suites import find_suite
+
+        try:
+            wanted = [find_suite(name, prompts) for name in settings.suites] or [prompts]
+        except EvalsuiteError as exc:
+            raise pytest.UsageError(f"evalsuite: {exc}") from None
         for folder in wanted:
-            if not folder.is_dir():
-                raise pytest.UsageError(f"evalsuite: suite folder {folder} does not exist (suites = {settings.suites})")
             covered = any(folder.is_relative_to(Path(a).resolve()) for a in config.args if Path(a).exists())
             if not covered:
                 config.args.append(str(folder))
@@ -210,9 +222,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if gate is None:
         return []
     s = gate.settings
-    prompts = s.resolve(s.prompts).resolve()
-    named = any(Path(a).resolve().is_relative_to(prompts) for a in config.args if Path(a).exists())
-    if not (named or _selects_gate(config)):
+    if not (_names_prompts(config, s) or _selects_gate(config)):
         return []
     mode = "RECORD baselines of the base model" if s.update_baselines else "gate"
     lines = [
@@ -241,8 +251,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.suffix not in {".yaml", ".yml"}:
         return None
     gate = gate_of(parent.config)
-    prompts = gate.settings.resolve(gate.settings.prompts).resolve()
-    if not file_path.resolve().is_relative_to(prompts):
+    if not any(file_path.resolve().is_relative_to(root) for root in suite_roots(gate.settings)):
         return None
     return CaseFile.from_parent(parent, path=file_path)
 
@@ -254,8 +263,9 @@ class CaseFile(pytest.File):
         from evalsuite.gate.cases import load_case_file
 
         gate = gate_of(self.config)
-        prompts = gate.settings.resolve(gate.settings.prompts).resolve()
-        rel = self.path.resolve().relative_to(prompts)
+        path = self.path.resolve()
+        root = next(r for r in suite_roots(gate.settings) if path.is_relative_to(r))
+        rel = path.relative_to(root)
         suite = rel.parts[0] if len(rel.parts) > 1 else self.path.stem
         try:
             cases = load_case_file(self.path, suite=suite, tolerances=gate.settings.tolerances)

@@ -20,6 +20,16 @@ def test_gate_maps_to_pytest_options() -> None:
     ]
 
 
+def test_a_bare_built_in_suite_name_is_the_packaged_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsuite.suites import builtin_root
+
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["record", "instruct", "--model", "/m"])
+    assert _pytest_args(args, update=True)[0] == str(builtin_root() / "instruct")
+    (tmp_path / "instruct").mkdir()  # a folder of that name here wins: it is a path
+    assert _pytest_args(args, update=True)[0] == "instruct"
+
+
 def test_record_is_the_only_command_that_updates_baselines() -> None:
     record = build_parser().parse_args(["record"])
     assert _pytest_args(record, update=True)[-1] == "--evalsuite-update-baselines"

@@ -1,4 +1,5 @@
-"""The `prompts/instruct` suite loads with the gate's own loader and covers what it promises.
+"""The built-in `instruct` suite (evalsuite/suites/instruct) loads with the gate's own loader and covers
+what it promises.
 
 Why: this suite is what users run against real instruction-tuned MoE models; a malformed case would
 fail their collection, and a wrong test or reference would turn every run red (or green) for the
@@ -11,14 +12,14 @@ from __future__ import annotations
 import ast
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from evalsuite.gate.cases import Case, load_case_file, resolve_data_path
 from evalsuite.metrics.language import LANG_SCRIPTS, char_script, check_language, normalize_lang
+from evalsuite.suites import builtin_root
 
-SUITE = Path(__file__).resolve().parents[2] / "prompts" / "instruct"
+SUITE = builtin_root() / "instruct"
 
 
 @pytest.fixture(scope="module")
