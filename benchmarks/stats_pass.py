@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from evalsuite.compression import calibration_batches
-from evalsuite.compression.apply import OUTPUT_SAMPLES
+from evalsuite.compression.recipe import DEFAULT_OUTPUT_SAMPLES
 from evalsuite.model.loading import configure_torch, load_model
 from evalsuite.model.routing import collect_routing_stats
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--calibration", default="diverse")
     parser.add_argument("--tokens", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output-samples", type=int, default=OUTPUT_SAMPLES)
+    parser.add_argument("--output-samples", type=int, default=DEFAULT_OUTPUT_SAMPLES)
     args = parser.parse_args()
     configure_torch(1)
     loaded = load_model(args.model)

@@ -29,7 +29,8 @@ Public API (stable; extend, don't rename):
         top-10 share, dead experts with threshold); dead_curve_model(...) -> dead experts vs #prompts.
 
 Recipe options: scope=layer|global, schedule=oneshot|iterative, rounds=N, apply=mask|soft|zero|remove,
-factor=F (soft), grouping=greedy|hc|spectral, router=merge|keep, seed=N, tokens=N (calibration budget).
+factor=F (soft), grouping=greedy|hc|spectral, router=merge|keep, seed=N, tokens=N (calibration budget),
+samples=N (tokens of expert outputs kept for cka/cosine grouping; default 512).
 """
 
 from evalsuite.compression.apply import (

@@ -39,19 +39,38 @@ from evalsuite.compression.recipe import Recipe, parse_recipe
 from evalsuite.compression.similarity import similarity_matrix
 from evalsuite.errors import InvalidRecipeError
 
-OUTPUT_SAMPLES = 512  # tokens (a seeded uniform sample) on which every expert output is kept, for CKA / cosine
-
-
 # ----------------------------------------------------------------------------------------------------
 # statistics cache
 # ----------------------------------------------------------------------------------------------------
+_CHECKSUM_CHUNK = 1 << 20  # elements summed at a time: an 8 MiB float64 temporary, whatever the tensor's size
+_CHECKSUMS: dict[int, tuple[weakref.ref, int, float]] = {}  # id(tensor) -> (the tensor, its version, checksum)
+
+
+def _checksum(tensor: torch.Tensor) -> float:
+    """float64 sum of a tensor's values, summed in chunks (no full-size copy) and memoised per tensor until
+    autograd's version counter says it changed in place, so an unchanged model is not re-read."""
+    if not tensor.is_floating_point():
+        return 0.0
+    cached = _CHECKSUMS.get(id(tensor))
+    if cached is not None and cached[0]() is tensor and cached[1] == tensor._version:
+        return cached[2]
+    flat = tensor.detach().reshape(-1)
+    with torch.no_grad():
+        value = sum(float(c.sum(dtype=torch.float64)) for c in flat.split(_CHECKSUM_CHUNK))
+    key = id(tensor)
+    _CHECKSUMS[key] = (weakref.ref(tensor, lambda _: _CHECKSUMS.pop(key, None)), tensor._version, value)
+    return value
+
+
 def _state_key(model: torch.nn.Module) -> tuple[Any, ...]:
     """Identity of a model's current function: which evalsuite variants are active on it, the storage of
     every tensor and a checksum of its values (an in-place edit elsewhere changes the sum; restoring a
-    variant brings back the exact bytes, so the key returns to its old value and the cache hits)."""
+    variant brings back the exact bytes, so the key returns to its old value and the cache hits).
+
+    No weight is copied: checksums are chunked and re-computed only for tensors edited in place since
+    (autograd's version counter; edits through ``.data`` bypass it, evalsuite's own are in the key)."""
     tensors = list(model.parameters()) + list(model.buffers())
-    with torch.no_grad():
-        checksum = tuple(float(t.sum(dtype=torch.float64)) if t.is_floating_point() else 0.0 for t in tensors)
+    checksum = tuple(_checksum(t) for t in tensors)
     return (id(model), tuple(_ACTIVE.get(id(model), [])), tuple(t.data_ptr() for t in tensors), checksum)
 
 
@@ -82,20 +101,24 @@ class StatsCache:
 
     def __init__(self, max_entries: int = 4) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[Any, ...], tuple[weakref.ref, Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[weakref.ref, Any, int]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def get_or_collect(self, model: torch.nn.Module, calibration: CalibrationSet) -> Any:
-        key = (_state_key(model), calibration.fingerprint, OUTPUT_SAMPLES)
+    def get_or_collect(self, model: torch.nn.Module, calibration: CalibrationSet, output_samples: int = 0) -> Any:
+        """Statistics with expert outputs on ``output_samples`` tokens (0: none, the lean default).
+
+        An entry with outputs serves a request without them (every other statistic is the same)."""
+        key = (_state_key(model), calibration.fingerprint)
         entry = self._entries.get(key)
-        if entry is not None and entry[0]() is model:
+        if entry is not None and entry[0]() is model and output_samples in (0, entry[2]):
             self._entries.move_to_end(key)
             self.hits += 1
             return entry[1]
         self.misses += 1
-        stats = collect_stats(model, calibration)
-        self._entries[key] = (weakref.ref(model), stats)
+        stats = collect_stats(model, calibration, output_samples=output_samples)
+        self._entries[key] = (weakref.ref(model), stats, output_samples)
+        self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return stats
@@ -107,12 +130,18 @@ class StatsCache:
 default_stats_cache = StatsCache()
 
 
-def collect_stats(model: torch.nn.Module, calibration: CalibrationSet, *, output_samples: int = OUTPUT_SAMPLES) -> Any:
-    """One statistics pass (everything every criterion and data-centric similarity needs)."""
+def collect_stats(model: torch.nn.Module, calibration: CalibrationSet, *, output_samples: int = 0) -> Any:
+    """One statistics pass: counts, gates, norms for every criterion; expert outputs on ``output_samples``
+    tokens only when asked (cka/cosine grouping), in the model's dtype."""
     from evalsuite.model.routing import collect_routing_stats
 
     with torch.no_grad():
         return collect_routing_stats(model, calibration.batches(), output_samples=output_samples)
+
+
+def output_samples(recipe: Recipe) -> int:
+    """Tokens of expert outputs the recipe needs: only data-centric grouping (cka, cosine) uses them."""
+    return int(recipe.option("samples")) if recipe.similarity in ("cka", "cosine") else 0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -490,7 +519,7 @@ def compress(
             raise InvalidRecipeError(f"{recipe.short} needs calibration data, so pass a tokenizer")
         calibration = calibration_batches(recipe.calibration, tokenizer, token_budget=recipe.option("tokens"))
     if needs and stats is None:
-        stats = (cache or default_stats_cache).get_or_collect(model, calibration)
+        stats = (cache or default_stats_cache).get_or_collect(model, calibration, output_samples(recipe))
     record = _make_record(model, moe, recipe, stats, calibration)
     rows = record["layers"]
     drops = {r["layer"]: r["removed"] for r in rows}

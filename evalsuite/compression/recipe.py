@@ -64,6 +64,7 @@ ALIASES: dict[str, str] = {
 
 DEFAULT_CALIBRATION = "diverse"
 DEFAULT_TOKEN_BUDGET = 8192
+DEFAULT_OUTPUT_SAMPLES = 512  # 256 made CKA groups sample-sensitive on the embedded model
 
 # Option name -> (default, allowed values or a type, applies to "prune"/"merge"/"both").
 OPTIONS: dict[str, tuple[Any, Any, str]] = {
@@ -76,6 +77,8 @@ OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "router": ("merge", ("merge", "keep"), "merge"),
     "seed": (0, int, "both"),
     "tokens": (DEFAULT_TOKEN_BUDGET, int, "both"),
+    # tokens on which every expert's output is kept for cka/cosine grouping (memory: layers x E x N x H)
+    "samples": (DEFAULT_OUTPUT_SAMPLES, int, "merge"),
 }
 _MERGE_APPLY = ("mask", "remove")
 
@@ -301,8 +304,8 @@ def _validated(recipe: Recipe) -> Recipe:
             "scope=global gives a different expert count per layer, but a checkpoint config holds one "
             "expert count, so it cannot be removed physically; use apply=mask (the default), soft or zero"
         )
-    if recipe.option("rounds") < 1 or recipe.option("tokens") < 1:
-        raise InvalidRecipeError("recipe options rounds and tokens must be >= 1")
+    if min(recipe.option("rounds"), recipe.option("tokens"), recipe.option("samples")) < 1:
+        raise InvalidRecipeError("recipe options rounds, tokens and samples must be >= 1")
     if recipe.option("factor") < 0:
         raise InvalidRecipeError(f"recipe option factor={recipe.option('factor')} must be >= 0")
     from evalsuite.compression.calibration import check_calibration_name

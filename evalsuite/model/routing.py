@@ -42,7 +42,8 @@ class RoutingStats:
       expert summed over all tokens; masked experts score 0.
     - ``ean_sum`` / ``reap_sum``: sums of ||f_j(x)|| and g_j(x)·||f_j(x)|| over routed tokens; see the
       ``ean`` / ``reap`` means.
-    - ``expert_outputs[i]``: ``[E, N, H]`` float32, every expert on the same N sampled tokens.
+    - ``expert_outputs[i]``: ``[E, N, H]`` in the model's dtype, every expert on the same N sampled tokens
+      (empty unless asked for: only cka/cosine grouping reads them; they cost layers x E x N x H values).
     """
 
     layers: list[int]
@@ -180,7 +181,7 @@ class _LayerAccumulator:
         e, n = b.num_experts, x.shape[0]
         experts = torch.arange(e, device=x.device).repeat_interleave(n)
         out = b.pair_outputs(x.repeat(e, 1), experts)
-        return out.float().cpu().reshape(e, n, -1)
+        return out.cpu().reshape(e, n, -1)  # the model's dtype: fp32 would double a bf16 model's samples
 
 
 @torch.no_grad()
@@ -188,7 +189,7 @@ def collect_routing_stats(
     model: nn.Module | MoEModel,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor | None] | Mapping[str, torch.Tensor]],
     *,
-    output_samples: int = 256,
+    output_samples: int = 0,
 ) -> RoutingStats:
     """Run ``batches`` of ``(input_ids, attention_mask)`` and accumulate routing statistics per MoE layer.
 

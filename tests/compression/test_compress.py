@@ -180,17 +180,21 @@ def test_profile_and_dead_curve(loaded, calib_file: Path) -> None:
 def test_stats_cache_reuses_one_pass_and_notices_changes(loaded, calib) -> None:
     model = loaded.model
     cache = StatsCache()
-    for text in ("reap:0.25", "ean:0.5", "merge-cka-uniform:6", "soft-count:0.25,apply=soft"):
+    with compress(model, loaded.tokenizer, "reap:0.25", calibration=calib, cache=cache) as result:
+        assert result.stats.expert_outputs == []  # lean: pruning criteria never keep expert outputs
+    with compress(model, loaded.tokenizer, "merge-cka-uniform:6,samples=64", calibration=calib, cache=cache) as result:
+        assert result.stats.expert_outputs[0].shape[1] == 64  # a pass with outputs, bounded by the recipe
+    for text in ("ean:0.5", "soft-count:0.25,apply=soft", "merge-cka-uniform:6,samples=64"):
         with compress(model, loaded.tokenizer, text, calibration=calib, cache=cache):
             pass
-    assert (cache.misses, cache.hits) == (1, 3)
+    assert (cache.misses, cache.hits) == (2, 3)  # the pass with outputs serves the criteria that need none
     # statistics of a masked model are not those of the original: the nested recipe needs its own pass
     with (
         compress(model, loaded.tokenizer, "reap:0.25", calibration=calib, cache=cache),
         compress(model, loaded.tokenizer, "ean:0.25", calibration=calib, cache=cache),
     ):
         pass
-    assert cache.misses == 2
+    assert cache.misses == 3
     router = next(p for n, p in model.named_parameters() if n.endswith("gate.weight"))
     old = router[0, 0].item()
     with torch.no_grad():
@@ -198,7 +202,7 @@ def test_stats_cache_reuses_one_pass_and_notices_changes(loaded, calib) -> None:
     try:
         with compress(model, loaded.tokenizer, "reap:0.25", calibration=calib, cache=cache):
             pass
-        assert cache.misses == 3  # weights changed in place: a new pass
+        assert cache.misses == 4  # weights changed in place: a new pass
     finally:
         with torch.no_grad():
             router[0, 0] = old
@@ -224,3 +228,17 @@ def test_group_limited_router_deepseek_v3(deepseek_v3: torch.nn.Module) -> None:
         assert torch.equal(_logits(model, ids), before)
     with pytest.raises(InvalidRecipeError, match="layer 1: the router selects among 2 expert groups"):
         compress(model, None, "reap:0.375", calibration=calib)
+
+
+def test_state_key_sums_in_chunks_and_rereads_only_edited_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsuite.compression import apply
+
+    monkeypatch.setattr(apply, "_CHECKSUM_CHUNK", 7)  # many chunks: the sum must still be the whole tensor's
+    weight = torch.nn.Parameter(torch.randn(10, 10, dtype=torch.bfloat16))
+    first = apply._checksum(weight)
+    assert first == pytest.approx(float(weight.detach().double().sum()), rel=1e-12)
+    weight.data[0, 0] += 1  # `.data` bypasses the version counter: the memoised sum is served (not re-read)
+    assert apply._checksum(weight) == first
+    with torch.no_grad():
+        weight[1, 1] += 1  # a tracked in-place edit is noticed
+    assert apply._checksum(weight) == pytest.approx(float(weight.detach().double().sum()), rel=1e-12) != first
