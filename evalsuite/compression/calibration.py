@@ -18,13 +18,13 @@ import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from evalsuite.errors import InvalidRecipeError
+from evalsuite.heldout import heldout_dir, heldout_split, is_calibration_record  # noqa: F401 (public here too)
 from evalsuite.io import read_jsonl
 
 LANGUAGES = ("en", "es", "fr", "de", "ru", "zh", "ja")
@@ -43,11 +43,6 @@ NAMED_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 DEFAULT_SEQ_LEN = 256
 DEFAULT_BATCH_SIZE = 8
-
-
-def heldout_dir() -> Path:
-    """Folder of the shipped held-out JSONL files."""
-    return Path(str(resources.files("evalsuite") / "data" / "heldout"))
 
 
 def _has_data(name: str) -> bool:
@@ -82,20 +77,6 @@ def check_calibration_name(name: str) -> None:
         f"calibration set {name!r} is unknown; named sets: {', '.join(available_calibration_sets())}; "
         "or give a path to a local .jsonl / .txt file"
     )
-
-
-def is_calibration_record(record_id: str) -> bool:
-    """Stable half split of held-out records by id: True = calibration half, False = evaluation half."""
-    digest = hashlib.sha256(str(record_id).encode()).digest()
-    return digest[0] % 2 == 0
-
-
-def heldout_split(records: Sequence[dict[str, Any]], part: str = "eval") -> list[dict[str, Any]]:
-    """The `part` ("eval" or "calibration") of held-out records, so evaluation never sees calibration text."""
-    if part not in ("eval", "calibration"):
-        raise ValueError(f"part must be 'eval' or 'calibration', not {part!r}")
-    want = part == "calibration"
-    return [r for r in records if is_calibration_record(str(r.get("id", ""))) == want]
 
 
 def record_text(record: dict[str, Any]) -> str:

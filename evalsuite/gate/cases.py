@@ -11,15 +11,16 @@ import json
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from evalsuite.config import DEFAULT_TOLERANCES, DISCRIMINATIVE_CHECKS, MAX_NEW_TOKENS_LIMIT, merge_tolerance
+from evalsuite.config import DEFAULT_TOLERANCES, MAX_NEW_TOKENS_LIMIT, merge_tolerance
 from evalsuite.errors import CaseFileError, SettingError
 from evalsuite.gate.baselines import name_problem
+from evalsuite.gate.checks import REGISTRY
+from evalsuite.heldout import data_path as resolve_data_path
 
 __all__ = ["Case", "load_case_file", "resolve_data_path", "KINDS"]
 
@@ -142,18 +143,6 @@ class Case:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def resolve_data_path(case: Case) -> Path:
-    """`heldout:NAME` -> the package's held-out data; anything else is relative to the YAML file."""
-    assert case.data is not None
-    if case.data.startswith("heldout:"):
-        path = Path(str(resources.files("evalsuite") / "data" / "heldout" / case.data.split(":", 1)[1]))
-    else:
-        path = (case.file.parent / case.data).resolve()
-    if not path.is_file():
-        raise CaseFileError(f"{case.file}: case {case.id!r}: field 'data': file {path} does not exist")
-    return path
-
-
 def _fail(path: Path, case: str | None, fld: str | None, msg: str) -> CaseFileError:
     where = str(path)
     if case is not None:
@@ -170,7 +159,9 @@ def _string_list(path: Path, cid: str, name: str, value: Any) -> list[str]:
     return list(items)
 
 
-def _build_case(path: Path, suite: str, raw: dict[str, Any], index: int) -> Case:
+def _build_case(
+    path: Path, suite: str, raw: dict[str, Any], index: int, tolerances: dict[str, dict[str, Any]]
+) -> Case:
     cid = raw.get("id")
     problem = name_problem(cid)
     if problem:
@@ -215,45 +206,34 @@ def _build_case(path: Path, suite: str, raw: dict[str, Any], index: int) -> Case
             raise _fail(path, cid, "entry_point", "needs `tests` (assert lines) to run against")
     elif not case.data:
         raise _fail(path, cid, "data", f"a {kind} case needs `data`: a JSONL file (or heldout:NAME.jsonl)")
-    case.checks = _case_checks(path, case, raw.get("checks") or {})
+    case.checks = _case_checks(path, case, raw.get("checks") or {}, tolerances)
     if case.data:
         resolve_data_path(case)
     return case
 
 
-def _case_checks(path: Path, case: Case, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The checks this case runs, with their effective tolerances."""
-    if case.kind == "perplexity":
-        names = ["perplexity"]
-    elif case.kind == "multiple_choice":
-        names = ["mc"]
-    else:
-        names = ["collapse", "language", "length_ratio", "content", "diversity", "divergence"]
-        if case.reference:
-            names.append("chrf")
-        if case.answer is not None:
-            names.append("answer")
-        if case.tests:
-            names.append("code")
+def _case_checks(
+    path: Path, case: Case, overrides: dict[str, Any], tolerances: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The checks this case runs (from the check registry), each tolerance merged once: the project's
+    values (defaults < pyproject) overridden by the case's own `checks:` entry."""
     for check, value in overrides.items():
-        if check not in DEFAULT_TOLERANCES:
-            raise _fail(path, case.id, f"checks.{check}", f"unknown check; known: {', '.join(DEFAULT_TOLERANCES)}")
-        if check not in names and value is not False:
-            why = {
-                "chrf": "needs a `reference`",
-                "answer": "needs an `answer`",
-                "code": "needs `tests`",
-            }.get(check, f"does not apply to a case of kind {case.kind!r}")
-            if check in DISCRIMINATIVE_CHECKS and case.kind == "generate":
-                why = "is a discriminative check (use kind: perplexity / multiple_choice)"
+        spec = REGISTRY.get(check)
+        if spec is None:
+            raise _fail(path, case.id, f"checks.{check}", f"unknown check; known: {', '.join(REGISTRY)}")
+        if not spec.applies(case) and value is not False:
+            why = spec.requires if case.generative and spec.kind == "generative" else (
+                "is a discriminative check (use kind: perplexity / multiple_choice)"
+                if case.generative else f"does not apply to a case of kind {case.kind!r}"
+            )
             raise _fail(path, case.id, f"checks.{check}", why)
     checks: dict[str, dict[str, Any]] = {}
-    for check in names:
+    for check, spec in REGISTRY.items():
         value = overrides.get(check)
-        if value is False:
+        if not spec.applies(case) or value is False:
             continue
         try:
-            checks[check] = merge_tolerance(DEFAULT_TOLERANCES, check, value, where=f"checks.{check}")
+            checks[check] = merge_tolerance(tolerances, check, value, where=f"checks.{check}")
         except SettingError as exc:
             raise _fail(path, case.id, exc.where, exc.problem) from None
     return checks
@@ -331,22 +311,10 @@ def load_case_file(
         merged = {**defaults, **raw}
         if isinstance(defaults.get("checks"), dict) and isinstance(raw.get("checks"), dict):
             merged["checks"] = {**defaults["checks"], **raw["checks"]}
-        case = _build_case(path, suite, merged, index)
+        case = _build_case(path, suite, merged, index, tolerances or DEFAULT_TOLERANCES)
         if case.id.lower() in seen:
             raise _fail(path, case.id, "id", "duplicate id in this file (ids are compared ignoring case: "
                         "they name baseline files, and macOS and Windows file names ignore case)")
         seen.add(case.id.lower())
-        if tolerances is not None:
-            _apply_project_tolerances(case, tolerances, merged.get("checks") or {})
         cases.append(case)
     return cases
-
-
-def _apply_project_tolerances(case: Case, tolerances: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> None:
-    """Re-base the case's tolerances on the project's (pyproject) values, then its own overrides."""
-    for check in case.checks:
-        merged = dict(tolerances.get(check, case.checks[check]))
-        value = overrides.get(check)
-        if isinstance(value, dict):
-            merged.update(value)
-        case.checks[check] = merged

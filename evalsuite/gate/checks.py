@@ -4,6 +4,10 @@ Why a thin layer: the metrics in evalsuite/metrics/ measure one text (or one pai
 what a *regression* is. Every generative check here is relative to the baseline, so the original
 model passes against its own baseline by construction (no false alarms), and anything the original
 already did (a loop, a foreign word) is not blamed on the compressed model.
+
+Why a registry (`REGISTRY`, at the end): one entry per check holds its name, kind, default tolerance,
+the cases it applies to, what it needs from the model and its function. Adding a check is adding one
+entry; the settings' defaults, the case parser and the runner all read it from there.
 """
 
 from __future__ import annotations
@@ -12,11 +16,23 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evalsuite.gate.cases import Case
+from evalsuite.gate.outcome import CheckOutcome
 
-__all__ = ["Verdict", "CheckInput", "CHECKS", "run_check", "baseline_metrics", "code_program"]
+if TYPE_CHECKING:
+    from evalsuite.gate.cases import Case
+
+__all__ = [
+    "CHECKS",
+    "REGISTRY",
+    "CheckInput",
+    "CheckSpec",
+    "baseline_metrics",
+    "code_program",
+    "default_tolerances",
+    "run_check",
+]
 
 NO_LANGUAGE = {"", "any", "code", "none"}
 
@@ -33,18 +49,34 @@ class CheckInput:
     # filled by the runner when the check needs the model: teacher-forced scores, code results, ...
     new_values: dict[str, Any] = field(default_factory=dict)
     baseline_logprobs: dict[str, Any] = field(default_factory=dict)
+    check: str = ""
+    variant: str = ""  # label of the model variant under test
 
-
-@dataclass
-class Verdict:
-    """One check's verdict in report form."""
-
-    passed: bool
-    baseline_value: Any
-    new_value: Any
-    tolerance: str
-    detail: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    def verdict(
+        self,
+        passed: bool,
+        baseline_value: Any,
+        new_value: Any,
+        tolerance: str,
+        detail: str,
+        extra: dict[str, Any] | None = None,
+    ) -> CheckOutcome:
+        """The check's verdict as the gate's one outcome type, with the case's context filled in."""
+        case = self.case
+        return CheckOutcome(
+            recipe=self.variant,
+            case_id=case.key,
+            check=self.check,
+            passed=bool(passed),
+            baseline_value=baseline_value,
+            new_value=new_value,
+            tolerance=tolerance,
+            baseline_response=self.baseline_text if case.generative else None,
+            new_response=self.new_text if case.generative else None,
+            detail=detail,
+            extra={"prompt": case.prompt, "file": str(case.file), "domain": case.domain,
+                   "language": case.language, **(extra or {})},
+        )
 
 
 def _kw(tol: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -56,7 +88,7 @@ def _round(x: Any, nd: int = 4) -> Any:
 
 
 # -- generative -------------------------------------------------------------------------------------
-def check_collapse(x: CheckInput) -> Verdict:
+def check_collapse(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.collapse import check_collapse as metric
 
     kw = _kw(x.tolerance, "min_chars", "max_degenerate_fraction", "max_char_run")
@@ -64,7 +96,7 @@ def check_collapse(x: CheckInput) -> Verdict:
     base = metric(x.baseline_text, **kw)
     passed = new.passed or not base.passed
     detail = new.detail if new.passed or base.passed else f"{new.detail} (the baseline collapsed too: not a regression)"
-    return Verdict(
+    return x.verdict(
         passed,
         _round(base.value),
         _round(new.value),
@@ -73,7 +105,7 @@ def check_collapse(x: CheckInput) -> Verdict:
     )
 
 
-def check_language(x: CheckInput) -> Verdict:
+def check_language(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.language import check_language as metric
 
     kw = _kw(x.tolerance, "min_confidence", "min_letters")
@@ -82,7 +114,7 @@ def check_language(x: CheckInput) -> Verdict:
     base = metric(x.baseline_text, expected, **kw, max_findings=10**6)
     new = metric(x.new_text, expected, baseline=x.baseline_text, **kw, max_findings=10**6)
     passed = new.value <= base.value + allowed
-    return Verdict(
+    return x.verdict(
         passed,
         int(base.value),
         int(new.value),
@@ -92,12 +124,12 @@ def check_language(x: CheckInput) -> Verdict:
     )
 
 
-def check_length_ratio(x: CheckInput) -> Verdict:
+def check_length_ratio(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.length import check_length_ratio as metric
 
     kw = _kw(x.tolerance, "min_ratio", "max_ratio")
     result = metric(x.new_text, x.baseline_text, **kw)
-    return Verdict(
+    return x.verdict(
         result.passed,
         len(x.baseline_text),
         len(x.new_text),
@@ -122,7 +154,7 @@ def _contains(text: str, term: str) -> bool:
     return any(ord(ch) > 0x2E80 for ch in needle) and needle in hay
 
 
-def check_content(x: CheckInput) -> Verdict:
+def check_content(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.drift import check_content_drift as metric
 
     kw = _kw(x.tolerance, "min_retention", "top_n")
@@ -136,7 +168,7 @@ def check_content(x: CheckInput) -> Verdict:
     missing_in_base = [k for k in x.case.keywords if k not in kept_by_base]
     if missing_in_base:
         detail += f" (keywords the baseline lacks too, not checked: {', '.join(map(repr, missing_in_base))})"
-    return Verdict(
+    return x.verdict(
         passed,
         1.0,
         _round(result.value),
@@ -146,13 +178,13 @@ def check_content(x: CheckInput) -> Verdict:
     )
 
 
-def check_diversity(x: CheckInput) -> Verdict:
+def check_diversity(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.diversity import check_diversity as metric
 
     result = metric(x.new_text, x.baseline_text, **_kw(x.tolerance, "min_ratio"))
     per_n = {str(n): dict(v) for n, v in result.data.get("per_n", {}).items()}
     worst = per_n.get(str(result.data.get("worst_n")), {})
-    return Verdict(
+    return x.verdict(
         result.passed,
         _round(worst.get("baseline")),
         _round(worst.get("new")),
@@ -162,7 +194,7 @@ def check_diversity(x: CheckInput) -> Verdict:
     )
 
 
-def check_divergence(x: CheckInput) -> Verdict:
+def check_divergence(x: CheckInput) -> CheckOutcome:
     """KL over the baseline's top-k + tail: the new side arrives as [T, k+1] rows, exact on that support."""
     import numpy as np
 
@@ -172,12 +204,12 @@ def check_divergence(x: CheckInput) -> Verdict:
     lp = x.baseline_logprobs
     rows = x.new_values.get("kl_rows")
     if not lp.get("top_ids") or rows is None or len(rows) == 0:
-        return Verdict(True, 0.0, 0.0, f"mean KL <= {max_kl} nats", "empty baseline response: nothing to compare")
+        return x.verdict(True, 0.0, 0.0, f"mean KL <= {max_kl} nats", "empty baseline response: nothing to compare")
     base_lp = np.asarray(lp["top_logprobs"], dtype=np.float64)
     k = base_lp.shape[1]
     local_ids = np.tile(np.arange(k), (base_lp.shape[0], 1))
     result = check_logit_divergence(local_ids, base_lp, np.asarray(rows, dtype=np.float64), max_mean_kl=max_kl)
-    return Verdict(
+    return x.verdict(
         result.passed,
         0.0,
         _round(float(result.value)),
@@ -193,14 +225,14 @@ def _chrf(text: str, reference: str) -> float:
     return float(chrf(text, reference))
 
 
-def check_chrf(x: CheckInput) -> Verdict:
+def check_chrf(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.translation import check_translation
 
     assert x.case.reference is not None
     result = check_translation(
         x.new_text, x.case.reference, baseline_hypothesis=x.baseline_text, **_kw(x.tolerance, "max_drop")
     )
-    return Verdict(
+    return x.verdict(
         result.passed,
         _round(result.baseline, 2),
         _round(float(result.value), 2),
@@ -209,7 +241,7 @@ def check_chrf(x: CheckInput) -> Verdict:
     )
 
 
-def check_answer(x: CheckInput) -> Verdict:
+def check_answer(x: CheckInput) -> CheckOutcome:
     answer = str(x.case.answer)
     base = _contains(x.baseline_text, answer)
     new = _contains(x.new_text, answer)
@@ -217,7 +249,7 @@ def check_answer(x: CheckInput) -> Verdict:
     detail = (
         f"answer {answer!r} " + ("still present" if new else "lost" if base else "absent in both (not a regression)")
     )
-    return Verdict(passed, base, new, "answer kept when the baseline had it", detail)
+    return x.verdict(passed, base, new, "answer kept when the baseline had it", detail)
 
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -238,13 +270,13 @@ def code_program(case: Case, response: str) -> dict[str, Any]:
     return {"completion": code, "include_prompt": not standalone}
 
 
-def check_code(x: CheckInput) -> Verdict:
+def check_code(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.passk import check_pass_at_k
 
     base = int(bool(x.baseline_metrics.get("code_passed", False)))
     new = int(bool(x.new_values.get("code_passed", False)))
     result = check_pass_at_k([(1, new)], k=1, baseline_counts=[(1, base)], **_kw(x.tolerance, "max_drop"))
-    return Verdict(
+    return x.verdict(
         result.passed,
         float(base),
         float(new),
@@ -254,13 +286,13 @@ def check_code(x: CheckInput) -> Verdict:
 
 
 # -- discriminative ---------------------------------------------------------------------------------
-def check_perplexity(x: CheckInput) -> Verdict:
+def check_perplexity(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.perplexity import check_perplexity as metric
 
     base = float(x.baseline_metrics["token_perplexity"])
     new = float(x.new_values["token_perplexity"])
     result = metric(new, base, **_kw(x.tolerance, "max_ratio"), label=x.case.id)
-    return Verdict(
+    return x.verdict(
         result.passed,
         _round(base),
         _round(new),
@@ -270,7 +302,7 @@ def check_perplexity(x: CheckInput) -> Verdict:
     )
 
 
-def check_mc(x: CheckInput) -> Verdict:
+def check_mc(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.significance import check_mc_regression, mcnemar_exact
 
     base_correct = [bool(v) for v in x.baseline_metrics["correct"]]
@@ -283,7 +315,7 @@ def check_mc(x: CheckInput) -> Verdict:
         max_accuracy_drop=tol.get("max_accuracy_drop"),
     )
     stats = mcnemar_exact(base_correct, new_correct)
-    return Verdict(
+    return x.verdict(
         result.passed,
         _round(stats.base_accuracy),
         _round(stats.new_accuracy),
@@ -293,26 +325,82 @@ def check_mc(x: CheckInput) -> Verdict:
     )
 
 
-CHECKS: dict[str, Callable[[CheckInput], Verdict]] = {
-    "collapse": check_collapse,
-    "language": check_language,
-    "length_ratio": check_length_ratio,
-    "content": check_content,
-    "diversity": check_diversity,
-    "divergence": check_divergence,
-    "chrf": check_chrf,
-    "answer": check_answer,
-    "code": check_code,
-    "perplexity": check_perplexity,
-    "mc": check_mc,
-}
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check: everything the settings, the case parser and the runner need to know about it.
+
+    ``needs`` names what the runner must compute for it: "text" (the greedy responses only), "kl_rows"
+    (teacher-forced log-probs of the baseline response), "code" (a sandbox run of the response),
+    "rolling" (rolling log-likelihood of documents) or "mc" (multiple-choice log-likelihoods).
+    ``applies`` says whether a case of its kind runs the check by default; ``requires`` says why not.
+    """
+
+    name: str
+    kind: str  # "generative" | "discriminative"
+    tolerance: dict[str, Any]
+    run: Callable[[CheckInput], CheckOutcome]
+    needs: str = "text"
+    applies: Callable[[Case], bool] = lambda case: True
+    requires: str = "does not apply to this case"
 
 
-def run_check(name: str, x: CheckInput) -> Verdict:
+def _generative(case: Case) -> bool:
+    return case.kind == "generate"
+
+
+REGISTRY: dict[str, CheckSpec] = {spec.name: spec for spec in (
+    # collapse (metrics.collapse): fails when the new response is degenerate and the baseline's is not
+    CheckSpec("collapse", "generative", {"min_chars": 10, "max_degenerate_fraction": 0.2, "max_char_run": 25},
+              check_collapse, applies=_generative),
+    # language (metrics.language): findings (foreign-script runs, sentences in another language) may
+    # exceed the baseline's by at most max_new_findings
+    CheckSpec("language", "generative", {"min_confidence": 0.9, "min_letters": 20, "max_new_findings": 0},
+              check_language, applies=_generative),
+    # length_ratio (metrics.length): len(new) / len(baseline) in characters must lie in [min, max]
+    CheckSpec("length_ratio", "generative", {"min_ratio": 0.5, "max_ratio": 3.0}, check_length_ratio,
+              applies=_generative),
+    # content (metrics.drift): share of the baseline's top_n key terms kept >= min_retention, no new
+    # denial/refusal, and every case keyword the baseline contains is still there
+    CheckSpec("content", "generative", {"min_retention": 0.5, "top_n": 12}, check_content, applies=_generative),
+    # diversity (metrics.diversity): distinct-n (n = 1, 2, 3) of the response >= min_ratio x the baseline's
+    CheckSpec("diversity", "generative", {"min_ratio": 0.8}, check_diversity, applies=_generative),
+    # divergence (metrics.divergence): mean per-token KL(baseline || new) in nats, teacher-forced on the
+    # baseline response, over the baseline's stored top-k tokens plus one tail bucket
+    CheckSpec("divergence", "generative", {"max_mean_kl": 0.25}, check_divergence, needs="kl_rows",
+              applies=_generative),
+    # chrf (metrics.translation): chrF against the case's reference may fall by at most max_drop points
+    CheckSpec("chrf", "generative", {"max_drop": 10.0}, check_chrf,
+              applies=lambda case: _generative(case) and bool(case.reference), requires="needs a `reference`"),
+    # answer: the case's `answer` must still appear in the response when it appeared in the baseline's
+    CheckSpec("answer", "generative", {}, check_answer,
+              applies=lambda case: _generative(case) and case.answer is not None, requires="needs an `answer`"),
+    # code (sandbox + metrics.passk): greedy pass@1 of the case's tests may fall by at most max_drop
+    CheckSpec("code", "generative", {"max_drop": 0.0, "timeout_s": 10.0, "memory_mb": 1024}, check_code,
+              needs="code", applies=lambda case: _generative(case) and bool(case.tests), requires="needs `tests`"),
+    # perplexity (lm-eval rolling log-likelihood, metrics.perplexity): token perplexity new / baseline
+    CheckSpec("perplexity", "discriminative", {"max_ratio": 1.2}, check_perplexity, needs="rolling",
+              applies=lambda case: case.kind == "perplexity"),
+    # mc (lm-eval multiple_choice, metrics.significance): fails when the exact one-sided McNemar test
+    # says the new model is worse (p < alpha) or accuracy fell by more than max_accuracy_drop
+    CheckSpec("mc", "discriminative", {"alpha": 0.05, "max_accuracy_drop": 0.1}, check_mc, needs="mc",
+              applies=lambda case: case.kind == "multiple_choice"),
+)}
+
+#: name -> check function (the registry's functions, for callers that only run checks)
+CHECKS: dict[str, Callable[[CheckInput], CheckOutcome]] = {name: spec.run for name, spec in REGISTRY.items()}
+
+
+def default_tolerances() -> dict[str, dict[str, Any]]:
+    """A fresh copy of every check's default tolerance."""
+    return {name: dict(spec.tolerance) for name, spec in REGISTRY.items()}
+
+
+def run_check(name: str, x: CheckInput) -> CheckOutcome:
     """Run one named check; the language check is skipped for cases without a natural language."""
+    x.check = name
     if name == "language" and x.case.language.lower() in NO_LANGUAGE:
-        return Verdict(True, None, None, "n/a", f"language check off for language {x.case.language!r}")
-    return CHECKS[name](x)
+        return x.verdict(True, None, None, "n/a", f"language check off for language {x.case.language!r}")
+    return REGISTRY[name].run(x)
 
 
 def _distinct2(text: str) -> float:

@@ -35,6 +35,7 @@ class Generation:
     token_ids: list[int]
     text: str
     finish: str  # "eos" | "length" | "stop"
+    scores: TokenScores | None = None  # top-k log-probs per new token, when asked for
 
 
 @dataclass
@@ -46,6 +47,16 @@ class TokenScores:
     top_logprobs: list[list[float]]
     # log-probs this model gives to ids asked for by the caller (e.g. the baseline's top-k ids)
     gathered: list[list[float]] = field(default_factory=list)
+
+
+def input_device(model) -> torch.device:
+    """Where input ids go: the embedding's device (a dispatched model's first layer; parameters of
+    offloaded layers sit on the meta device until their forward runs)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    weight = getattr(embeddings, "weight", None)
+    if weight is not None and weight.device.type != "meta":
+        return weight.device
+    return torch.device("cpu")
 
 
 def pad_id_of(tokenizer) -> int:
@@ -162,7 +173,7 @@ def generate_greedy(
         raise ValueError("max_new_tokens and stop must have one entry per prompt")
     pad_id = pad_id_of(tokenizer)
     eos = _eos_ids(model, tokenizer)
-    device = next(model.parameters()).device
+    device = input_device(model)
     # one batch holds prompts with the same stop strings (so generation can end early on them), then
     # similar budgets and lengths (less padding); grouping never changes a prompt's tokens
     order = sorted(range(n), key=lambda i: (sorted(stops[i]), budgets[i], len(prompts[i])))
@@ -234,7 +245,7 @@ def score_responses(
     if len(responses) != n or (gather is not None and len(gather) != n):
         raise ValueError("prompts, responses and gather must have the same length")
     pad_id = pad_id_of(tokenizer)
-    device = next(model.parameters()).device
+    device = input_device(model)
     order = sorted(range(n), key=lambda i: len(prompts[i]) + len(responses[i]))
     results: list[TokenScores | None] = [None] * n
     was_training = model.training

@@ -7,6 +7,7 @@ so finding a model's baselines never needs the model in memory.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -66,16 +67,32 @@ def load_model(
     dtype: str = "float32",
     device: str = "cpu",
     trust_remote_code: bool = False,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, str | int] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> LoadedModel:
-    """Load a causal LM and its tokenizer from a local folder (None = the embedded default model)."""
+    """Load a causal LM and its tokenizer from a local folder (None = the embedded default model).
+
+    ``dtype="auto"`` keeps the checkpoint's own dtype (float32 for the embedded model, whose stored
+    baselines are fp32). ``device_map`` ("auto" or {module: device}), ``max_memory`` and
+    ``offload_folder`` hand placement to accelerate: layers that fit nowhere else run from disk, so a
+    model larger than any one device still loads; without a device_map the model goes to ``device``.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a progress bar per load clutters every gate log
     folder = Path(path) if path is not None else default_model_path()
     _check_checkpoint_dir(folder)
+    dtype = resolved_dtype(folder, dtype)
     if dtype not in DTYPES:
-        raise ModelLoadError(f"dtype {dtype!r} is not supported; choose one of {sorted(DTYPES)}")
+        raise ModelLoadError(f"dtype {dtype!r} is not supported; choose auto or one of {sorted(DTYPES)}")
+    placement: dict[str, Any] = {}
+    if device_map is not None:
+        placement = {"device_map": device_map, "max_memory": max_memory, "offload_folder": offload_folder}
+        placement = {k: v for k, v in placement.items() if v is not None}
+    elif max_memory is not None or offload_folder is not None:
+        raise ModelLoadError("max_memory / offload_folder need a device_map (e.g. device_map = \"auto\")")
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder,
@@ -83,17 +100,34 @@ def load_model(
             use_safetensors=True,
             trust_remote_code=trust_remote_code,
             local_files_only=True,
+            **placement,
         )
         tokenizer = AutoTokenizer.from_pretrained(
             folder, trust_remote_code=trust_remote_code, local_files_only=True
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"could not load the checkpoint in {folder}: {exc}") from exc
-    model.to(device)
+    if not placement:
+        model.to(device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Batched generation pads on the left so every prompt ends where generation starts.
     tokenizer.padding_side = "left"
     return LoadedModel(model=model, tokenizer=tokenizer, path=folder, fingerprint=fingerprint_checkpoint(folder))
+
+
+def resolved_dtype(folder: Path, dtype: str) -> str:
+    """What ``dtype`` means for a checkpoint: itself, or for "auto" the dtype its config.json declares
+    (float32 for the embedded model, whose committed baselines are fp32)."""
+    if dtype != "auto":
+        return dtype
+    if folder.resolve() == default_model_path().resolve():
+        return "float32"
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {folder / 'config.json'}: {exc}") from exc
+    value = str(config.get("dtype") or config.get("torch_dtype") or "float32").removeprefix("torch.")
+    return value if value in DTYPES else "float32"
 

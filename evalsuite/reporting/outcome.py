@@ -1,38 +1,5 @@
-"""The result of one check on one prompt case under one compression recipe.
+"""Kept for imports written before the outcome type moved to the gate (it is the gate's product)."""
 
-Why a shared dataclass: the gate produces these, and every reporter (terminal summary, HTML report,
-JSON artifacts) consumes them, so both sides agree on one plain record instead of ad-hoc dicts.
-"""
-
-from __future__ import annotations
-
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from evalsuite.gate.outcome import CheckOutcome
 
 __all__ = ["CheckOutcome"]
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """One (recipe, case, check) verdict with enough context to explain a failure without rerunning.
-
-    `baseline_value`, `new_value` and `tolerance` are whatever the check measures (a float, an int,
-    a string, a list ...); reporters render them with `repr`-like formatting. `baseline_response` /
-    `new_response` are the generated texts when the check is generative, else `None`.
-    """
-
-    recipe: str
-    case_id: str
-    check: str
-    passed: bool
-    baseline_value: Any = None
-    new_value: Any = None
-    tolerance: Any = None
-    baseline_response: str | None = None
-    new_response: str | None = None
-    detail: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-dict form, for JSON artifacts."""
-        return asdict(self)

@@ -107,7 +107,7 @@ def summary_lines(outcomes: Sequence[CheckOutcome], gate: Any = None) -> list[st
             lines.append("  changed (review the diff): " + ", ".join(changed))
     records = getattr(gate, "records", None) or {}
     if records:
-        from evalsuite.gate.runner import describe_record
+        from evalsuite.gate.outcome import describe_record
 
         lines.append("")
         for label, record in records.items():
