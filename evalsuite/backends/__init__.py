@@ -26,6 +26,6 @@ def make_backend(settings: GateSettings, active: ActiveModel) -> Backend:
         from evalsuite.backends.hf import HFBackend
 
         return HFBackend(active.model, active.tokenizer, batch_size=settings.batch_size)
-    from evalsuite.backends.server import server_backend
+    from evalsuite.backends.vllm import server_backend
 
     return server_backend(settings, active)

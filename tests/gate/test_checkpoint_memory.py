@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evalsuite.config import GateSettings
-from evalsuite.gate import runner
+from evalsuite.gate import models, runner
 from evalsuite.model.fingerprint import fingerprint_checkpoint
 
 
@@ -19,7 +19,7 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
     seen: list[Path] = []
     real = loading.load_model
-    monkeypatch.setattr(runner, "_LOADED", {})
+    monkeypatch.setattr(models, "_LOADED", {})
     monkeypatch.setattr(loading, "load_model", lambda path, **kw: seen.append(Path(path)) or real(path, **kw))
     return seen
 
@@ -33,7 +33,7 @@ def test_compressed_gate_never_loads_the_base(tiny_moe_path: Path, tmp_path: Pat
     assert gate.store().fingerprint == fingerprint_checkpoint(tiny_moe_path)
     for variant in gate.variants:
         assert gate.activate(variant).path == Path(variant.spec)
-        held = [m for m in runner._LOADED.values()] + list(gate._checkpoints.values())
+        held = [m for m in models._LOADED.values()] + list(gate.models._checkpoints.values())
         assert len({id(m) for m in held}) == 1  # the previous checkpoint was released first
     assert loads == [first, second]  # the base model itself was never loaded
     assert gate.run_info()["fingerprint"] == fingerprint_checkpoint(tiny_moe_path)[:16]

@@ -53,7 +53,7 @@ def test_generation_hash_ignores_batch_size():
         ({"threads": True}, r"\.threads: must be int, got bool"),
         ({"batch_size": -1}, r"\.batch_size: got -1"),
         ({"top_k_logprobs": 0}, r"\.top_k_logprobs: got 0; .*divergence check always passes"),
-        ({"dtype": "float8"}, r"\.dtype: got 'float8'; choose one of float32, bfloat16, float16"),
+        ({"dtype": "float8"}, r"\.dtype: got 'float8'; choose one of auto, float32, bfloat16, float16"),
         ({"device": "gpu0"}, r"\.device: 'gpu0' is not a device; use \"cpu\""),
         ({"device": "meta"}, r"\.device: models cannot run on a 'meta' device"),
         ({"tolerances": {"collapse": {"max_degenerate_fraction": float("nan")}}},

@@ -90,13 +90,16 @@ def test_registry_is_the_one_place_a_check_is_declared(tmp_path: Path, monkeypat
 def test_settings_reject_unknown_backend_and_device():
     from evalsuite.errors import EvalsuiteError
 
-    with pytest.raises(EvalsuiteError, match="backend = 'tgi'"):
+    with pytest.raises(EvalsuiteError, match=r"\.backend: got 'tgi'; choose one of hf, vllm, openai"):
         GateSettings.from_table({"backend": "tgi"}, Path("."))
-    with pytest.raises(EvalsuiteError, match="device = 'gpu0'"):
-        GateSettings.from_table({"device": "gpu0"}, Path("."))
+    with pytest.raises(EvalsuiteError, match=r"\.device_map: got 'everywhere'; use one of auto"):
+        GateSettings.from_table({"device_map": "everywhere"}, Path("."))
+    with pytest.raises(EvalsuiteError, match=r"\.max_memory: must be dict"):
+        GateSettings.from_table({"device_map": "auto", "max_memory": "1GiB"}, Path("."))
     with pytest.raises(EvalsuiteError, match="backend 'hf' only"):
         GateSettings.from_table({"backend": "vllm", "device_map": "auto"}, Path("."))
-    assert GateSettings.from_table({"device": "cuda:1", "device_map": {"model": 0}}, Path(".")).device == "cuda:1"
+    table = {"device_map": {"model": "cpu"}, "max_memory": {"cpu": "1GiB"}}
+    assert GateSettings.from_table(table, Path(".")).device_map == {"model": "cpu"}
 
 
 def test_only_non_hf_backends_enter_the_baseline_key():
