@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "training" / "corpus"
@@ -34,44 +35,38 @@ def sample_texts(chars_per_file: int, seed: int):
             yield t
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--vocab-size", type=int, default=8192)
-    ap.add_argument("--chars-per-file", type=int, default=1_200_000)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=args.vocab_size,
-        min_frequency=2,
-        special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(sample_texts(args.chars_per_file, args.seed), trainer=trainer)
-
+def to_hf(tok: Tokenizer):  # -> PreTrainedTokenizerFast
+    """The Hugging Face wrapper. Encoding with special tokens (what evalsuite's `encode_prompt` does)
+    puts <|endoftext|> first: every training document follows one, so a prompt then starts where a
+    document starts instead of at an arbitrary position of the stream (v1 lacked this)."""
     from transformers import PreTrainedTokenizerFast
 
-    hf = PreTrainedTokenizerFast(
+    eos = SPECIAL[0]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{eos} $A", pair=f"{eos} $A {eos} $B", special_tokens=[(eos, tok.token_to_id(eos))]
+    )
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token="<|endoftext|>",
+        bos_token=eos,
+        eos_token=eos,
         pad_token="<|pad|>",
         unk_token=None,
         padding_side="left",
         model_max_length=512,
         clean_up_tokenization_spaces=False,
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vocab-size", type=int, default=8192)
+    ap.add_argument("--chars-per-file", type=int, default=1_200_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    hf = to_hf(train_bpe(sample_texts(args.chars_per_file, args.seed), args.vocab_size))
     OUT.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(OUT)
-    print("vocab", tok.get_vocab_size(), "->", OUT)
+    print("vocab", len(hf), "->", OUT)
     for s in [
         "Q: 347+58=?\nA: 347+058",
         "English: Open file\nGerman: Datei öffnen",
@@ -81,7 +76,28 @@ def main() -> None:
         "你好，世界",
     ]:
         ids = hf(s)["input_ids"]
-        print(len(ids), hf.convert_ids_to_tokens(ids)[:16], repr(hf.decode(ids)) == repr(s))
+        print(len(ids), hf.convert_ids_to_tokens(ids)[:16], hf.decode(ids, skip_special_tokens=True) == s)
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """Byte-level BPE with digits split one per token (column arithmetic is learnt digit by digit)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
 
 
 if __name__ == "__main__":
