@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalsuite.datafiles import read_records
 from evalsuite.errors import CaseFileError
-from evalsuite.io import read_jsonl
 
 if TYPE_CHECKING:
     from evalsuite.gate.cases import Case
@@ -51,15 +51,15 @@ def data_path(case: Case) -> Path:
         path = heldout_dir() / case.data[len(PREFIX):]
     else:
         path = (case.file.parent / case.data).resolve()
-    if not path.is_file():
-        raise CaseFileError(f"{case.file}: case {case.id!r}: field 'data': file {path} does not exist")
+    if not path.exists():
+        raise CaseFileError(f"{case.file}: case {case.id!r}: field 'data': {path} does not exist")
     return path
 
 
 def case_rows(case: Case) -> list[dict[str, Any]]:
     """The rows a data case is scored on: the evaluation half of held-out data (never text a recipe may
     calibrate on), the whole file otherwise; the first `limit` of them."""
-    rows = read_jsonl(data_path(case))
+    rows = read_records(data_path(case))  # JSONL, JSON, CSV, Parquet or a datasets save_to_disk folder
     if case.data and case.data.startswith(PREFIX):
         rows = heldout_split(rows, "eval")
     return rows[: case.limit] if case.limit else rows

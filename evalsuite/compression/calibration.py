@@ -7,22 +7,25 @@ layers), so a recipe names its calibration set and the record keeps it.
 Named sets come from the held-out data shipped in `evalsuite/data/heldout/`. To keep calibration apart
 from evaluation, a named set only uses the records whose id hashes into the *calibration half*
 (`is_calibration_record`); evaluation code can take the other half with `heldout_split(..., "eval")`.
-Any local `.jsonl` (fields `text`, or `prompt` + `continuation`/`worked`/`target`, ...) or `.txt` file
-(paragraphs separated by blank lines) can be used instead; local files are used whole.
+Any local data file or folder can be used instead, used whole and read lazily up to the token budget:
+`.jsonl` / `.json` / `.csv` / `.parquet` files or a `datasets` `save_to_disk` folder (field `text`, or
+`prompt` + `continuation`/`worked`/`target`, ...; read through `evalsuite.datafiles`), or a `.txt` file
+(paragraphs separated by blank lines).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from evalsuite.datafiles import DATA_SUFFIXES, is_dataset_folder, iter_records
 from evalsuite.errors import InvalidRecipeError
 from evalsuite.heldout import heldout_dir, heldout_split, is_calibration_record  # noqa: F401 (public here too)
 from evalsuite.io import read_jsonl
@@ -42,6 +45,7 @@ NAMED_SETS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 DEFAULT_SEQ_LEN = 256
+_FORMATS = ".jsonl / .json / .csv / .parquet / .txt file or a datasets save_to_disk folder"
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -56,26 +60,26 @@ def available_calibration_sets() -> list[str]:
 
 
 def _looks_like_path(name: str) -> bool:
-    return "/" in name or "\\" in name or name.endswith((".jsonl", ".txt", ".json"))
+    return "/" in name or "\\" in name or name.endswith((".txt", *DATA_SUFFIXES))
 
 
 def check_calibration_name(name: str) -> None:
-    """Raise InvalidRecipeError unless `name` is a named set or an existing local file."""
+    """Raise InvalidRecipeError unless `name` is a named set, an existing local file or a datasets folder."""
     if name in NAMED_SETS:
         if not _has_data(name):
             raise InvalidRecipeError(
                 f"calibration set {name!r} has no data in {heldout_dir()} ({', '.join(NAMED_SETS[name][1])} "
                 f"missing); available sets: {', '.join(available_calibration_sets()) or 'none'}; "
-                "or give a path to a local .jsonl / .txt file"
+                f"or give a path to a local {_FORMATS}"
             )
         return
-    if _looks_like_path(name) or Path(name).is_file():
-        if not Path(name).is_file():
-            raise InvalidRecipeError(f"calibration file {name!r} does not exist; give an existing .jsonl or .txt file")
+    if Path(name).is_file() or is_dataset_folder(name):
         return
+    if _looks_like_path(name):
+        raise InvalidRecipeError(f"calibration data {name!r} does not exist; give an existing {_FORMATS}")
     raise InvalidRecipeError(
         f"calibration set {name!r} is unknown; named sets: {', '.join(available_calibration_sets())}; "
-        "or give a path to a local .jsonl / .txt file"
+        f"or give a path to a local {_FORMATS}"
     )
 
 
@@ -96,19 +100,20 @@ def record_text(record: dict[str, Any]) -> str:
     return ""
 
 
-def _texts_of_file(path: Path) -> list[str]:
-    if path.suffix == ".jsonl":
-        return [t for t in (record_text(r) for r in read_jsonl(path, error=InvalidRecipeError)) if t.strip()]
-    raw = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix == ".json":
-        data = json.loads(raw)
-        items = data if isinstance(data, list) else [data]
-        return [t for t in (x if isinstance(x, str) else record_text(x) for x in items) if t.strip()]
-    return [p.strip() for p in raw.split("\n\n") if p.strip()]
+def _texts_of_file(path: Path) -> Iterator[str]:
+    if path.suffix == ".txt":
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        yield from (p.strip() for p in raw.split("\n\n") if p.strip())
+        return
+    for record in iter_records(path, error=InvalidRecipeError):
+        text = record_text(record)
+        if text.strip():
+            yield text
 
 
-def load_calibration_texts(name: str, *, seed: int = 0, part: str = "calibration") -> list[str]:
-    """The texts of a named set (its `part` half, interleaved across its files) or of a local file.
+def load_calibration_texts(name: str, *, seed: int = 0, part: str = "calibration") -> Iterable[str]:
+    """The texts of a named set (its `part` half, interleaved across its files), or of a local file or
+    datasets folder (lazily: a large file is read only as far as the token budget needs).
 
     part="eval" gives the other half of the same files: evaluation text disjoint from calibration."""
     check_calibration_name(name)
@@ -218,11 +223,11 @@ def calibration_batches(
     the evaluation half of a named set instead, for held-out measurements)."""
     if token_budget < 1 or seq_len < 2 or batch_size < 1:
         raise InvalidRecipeError("token_budget, seq_len and batch_size must be positive (seq_len >= 2)")
-    texts = load_calibration_texts(name_or_path, seed=seed, part=part)
+    texts = iter(load_calibration_texts(name_or_path, seed=seed, part=part))
     if num_prompts is not None:
         if num_prompts < 1:
             raise InvalidRecipeError(f"num_prompts must be >= 1, got {num_prompts}")
-        texts = texts[:num_prompts]
+        texts = islice(texts, num_prompts)
     pad_id = getattr(tokenizer, "pad_token_id", None)
     if pad_id is None:
         pad_id = getattr(tokenizer, "eos_token_id", None) or 0

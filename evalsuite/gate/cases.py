@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from evalsuite.config import DEFAULT_TOLERANCES, MAX_NEW_TOKENS_LIMIT, merge_tolerance
+from evalsuite.datafiles import data_digest
 from evalsuite.errors import CaseFileError, SettingError
 from evalsuite.gate.baselines import name_problem
 from evalsuite.gate.checks import REGISTRY
@@ -138,7 +139,7 @@ class Case:
             payload.update(
                 data=self.data,
                 limit=self.limit,
-                data_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                data_sha256=data_digest(path),
             )
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

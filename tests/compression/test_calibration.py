@@ -69,10 +69,10 @@ def test_token_budget_windows_and_prompt_cap(heldout: Path, tokenizer) -> None:
 def test_local_files(tmp_path: Path, tokenizer) -> None:
     txt = tmp_path / "notes.txt"
     txt.write_text("first paragraph here\n\nsecond paragraph here\n")
-    assert calibration.load_calibration_texts(str(txt)) == ["first paragraph here", "second paragraph here"]
+    assert list(calibration.load_calibration_texts(str(txt))) == ["first paragraph here", "second paragraph here"]
     jl = tmp_path / "mine.jsonl"
     jl.write_text(json.dumps({"prompt": "Q: ", "continuation": "A"}) + "\n" + json.dumps({"text": "plain"}) + "\n")
-    assert calibration.load_calibration_texts(str(jl)) == ["Q: A", "plain"]
+    assert list(calibration.load_calibration_texts(str(jl))) == ["Q: A", "plain"]
     calib = calibration.calibration_batches(str(jl), tokenizer, token_budget=100)
     assert calib.num_texts == 2
     with pytest.raises(InvalidRecipeError, match="does not exist"):

@@ -242,3 +242,18 @@ def test_state_key_sums_in_chunks_and_rereads_only_edited_tensors(monkeypatch: p
     with torch.no_grad():
         weight[1, 1] += 1  # a tracked in-place edit is noticed
     assert apply._checksum(weight) == pytest.approx(float(weight.detach().double().sum()), rel=1e-12) != first
+
+
+def test_recipe_calibrated_on_a_datasets_folder_and_a_parquet_file(loaded, tmp_path: Path, write_all_formats) -> None:
+    """End to end: the same texts as JSONL, Parquet and a save_to_disk folder give the same plan."""
+    rows = [{"text": f"the quick brown fox {i} jumps over the lazy dog; el perro {i * 7} duerme."} for i in range(24)]
+    paths = write_all_formats(tmp_path, rows)
+    records = {}
+    for fmt in ("jsonl", "parquet", "saved"):
+        with compress(loaded.model, loaded.tokenizer, f"reap:0.25@{paths[fmt]},tokens=600") as result:
+            records[fmt] = result.record
+    assert records["saved"]["calibration"]["name"] == str(paths["saved"])
+    assert records["saved"]["calibration"]["tokens"] == 600
+    fingerprints = {r["calibration"]["fingerprint"] for r in records.values()}
+    removed = {json.dumps([r["removed"] for r in rec["layers"]]) for rec in records.values()}
+    assert len(fingerprints) == 1 and len(removed) == 1
