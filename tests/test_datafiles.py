@@ -63,5 +63,6 @@ def test_data_digest_is_the_file_hash_and_covers_folders(tmp_path: Path, write_a
     paths = write_all_formats(tmp_path, ROWS)
     assert data_digest(paths["jsonl"]) == hashlib.sha256(paths["jsonl"].read_bytes()).hexdigest()  # baselines keep
     before = data_digest(paths["saved"])
+    (tmp_path / "other").mkdir()
     write_all_formats(tmp_path / "other", [*ROWS, {"id": "c", "text": "more"}])
     assert data_digest(tmp_path / "other" / "saved") != before
