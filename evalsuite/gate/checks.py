@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalsuite.gate.outcome import CheckOutcome
+from evalsuite.metrics.answer import contains_answer
+from evalsuite.metrics.answer import contains_text as _contains
 
 if TYPE_CHECKING:
     from evalsuite.gate.cases import Case
@@ -139,21 +141,6 @@ def check_length_ratio(x: CheckInput) -> CheckOutcome:
     )
 
 
-def _contains(text: str, term: str) -> bool:
-    """Case- and whitespace-insensitive containment; a term that starts/ends with a letter or digit
-    must not be glued to another one ("5" is not found in "15", "cat" not in "catalog")."""
-    needle = " ".join(term.lower().split())
-    hay = " ".join(text.lower().split())
-    if not needle:
-        return True
-    left = r"(?<!\w)" if needle[0].isalnum() else ""
-    right = r"(?!\w)" if needle[-1].isalnum() else ""
-    if re.search(left + re.escape(needle) + right, hay):
-        return True
-    # scripts written without spaces (zh, ja) never have word boundaries around a term
-    return any(ord(ch) > 0x2E80 for ch in needle) and needle in hay
-
-
 def check_content(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.drift import check_content_drift as metric
 
@@ -242,14 +229,11 @@ def check_chrf(x: CheckInput) -> CheckOutcome:
 
 
 def check_answer(x: CheckInput) -> CheckOutcome:
-    answer = str(x.case.answer)
-    base = _contains(x.baseline_text, answer)
-    new = _contains(x.new_text, answer)
-    passed = new or not base
-    detail = (
-        f"answer {answer!r} " + ("still present" if new else "lost" if base else "absent in both (not a regression)")
-    )
-    return x.verdict(passed, base, new, "answer kept when the baseline had it", detail)
+    from evalsuite.metrics.answer import check_answer_kept
+
+    result = check_answer_kept(x.new_text, x.baseline_text, str(x.case.answer))
+    return x.verdict(result.passed, bool(result.baseline), bool(result.value), "answer kept when the baseline had it",
+                     result.detail)
 
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -416,5 +400,5 @@ def baseline_metrics(case: Case, text: str) -> dict[str, Any]:
     if case.reference:
         values["chrf"] = _round(_chrf(text, case.reference))
     if case.answer is not None:
-        values["answer_present"] = _contains(text, case.answer)
+        values["answer_present"] = contains_answer(text, case.answer)
     return values

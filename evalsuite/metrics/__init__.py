@@ -6,8 +6,11 @@ are keyword parameters with defaults; the gate passes tolerances from config.
 
     collapse      check_collapse(text)                                    empty/short, loops, char runs
     language      check_language(text, expected=None, baseline=None)      language per sentence + script runs
+                  (codeswitch: word runs in another language inside a sentence; lingua_detect: detector)
     length        check_length_ratio(text, baseline)                      answer length vs baseline
     drift         check_content_drift / check_term_retention / check_denial (text, baseline)
+                  (terms: content terms per script)
+    answer        check_answer_kept(text, baseline, answer); contains_answer (numbers by value)
     diversity     check_diversity(text, baseline); distinct_n, repetition_rate
     divergence    check_logit_divergence(base_ids, base_logprobs, new_logprobs); kl_topk, topk_kl,
                   topk_record (top-k record from a full log-prob row)

@@ -5,17 +5,21 @@ API:
     distinct_n(text_or_tokens, n) -> float        unique n-grams / all n-grams, in [0, 1] (0.0 if none)
     repetition_rate(text_or_tokens, n) -> float   1 - distinct_n: share of n-grams that repeat an earlier one
     check_diversity(text, baseline, *, ns=(1, 2, 3), min_ratio=0.8) -> CheckResult
-        value = min over n of distinct_n(text) / distinct_n(baseline), op ">=".
+        value = min over n of distinct_n(text) / distinct_n(baseline), op ">=". Measured on the prose:
+        fenced/inline code and code identifiers written in prose (get_user_id, os.path.join()) are left
+        out, unless the baseline is mostly code (then both texts are measured whole).
 
 Why relative to the baseline: distinct-n depends on length and style; merged experts show up as a drop
 from the original model's own diversity on the same prompt, not as a low absolute number.
+Why without code: an answer that names `get_user` and `get_user_id` five times each repeats identifiers,
+not words; in a German explanation of an API they are not a loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from evalsuite.metrics._text import tokenize
+from evalsuite.metrics._text import strip_code_and_identifiers, tokenize
 from evalsuite.metrics.result import CheckResult
 
 
@@ -47,6 +51,10 @@ def check_diversity(
 ) -> CheckResult:
     """Fail when distinct-n of the answer dropped below ``min_ratio`` x the baseline's, for any n."""
     new_t, base_t = tokenize(text), tokenize(baseline)
+    base_prose = tokenize(strip_code_and_identifiers(baseline))
+    prose_only = 2 * len(base_prose) >= len(base_t)  # a mostly-code answer is measured whole
+    if prose_only:
+        new_t, base_t = tokenize(strip_code_and_identifiers(text)), base_prose
     per_n: dict[int, dict[str, float]] = {}
     worst_n, worst = ns[0], float("inf")
     for n in ns:
@@ -61,4 +69,4 @@ def check_diversity(
     detail = (f"distinct-{worst_n} {w['new']:.3f} vs baseline {w['baseline']:.3f} "
               f"(ratio {w['ratio']:.2f}, repetition rate {1 - w['new']:.3f})")
     return CheckResult("diversity", passed, worst, min_ratio, ">=", detail, baseline=1.0,
-                       data={"per_n": per_n, "worst_n": worst_n})
+                       data={"per_n": per_n, "worst_n": worst_n, "prose_only": prose_only})

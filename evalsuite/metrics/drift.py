@@ -1,7 +1,7 @@
 """Content drift: key terms of the baseline answer that the new answer lost, and new denials/refusals.
 
 API:
-    key_terms(text, *, top_n=12) -> list[str]               most frequent content words (stopwords out)
+    key_terms(text, *, top_n=12) -> list[str]      most frequent content terms, per script (metrics.terms)
     term_retention(text, baseline, *, top_n=12) -> tuple[float, list[str]]   (share kept, lost terms)
     find_denial(text, patterns=None, *, subjects=None) -> str | None   the matched denial/refusal phrase
         (DENIAL_PATTERNS always; WEAK_DENIAL_PATTERNS such as "does not exist" only right after one of
@@ -22,72 +22,25 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from evalsuite.metrics._text import strip_code, tokenize
+from evalsuite.metrics._text import strip_code
 from evalsuite.metrics.result import CheckResult, shorten
-
-_STOPWORDS_TEXT = """
-    about above after again against also although always another because been before being below
-    between both could does doing down during each either every from further have having here hers
-    herself himself however into itself just like many might more most much must myself never only
-    other ours ourselves over same should some such than that their theirs them themselves then there
-    these they this those through under until upon very what when where which while will with within
-    without would your yours yourself yourselves make makes made using used use uses example examples
-    first second well want wants need needs thing things shall cannot can't don't isn't it's that's
-    let's here's there's
-    great question explain clearly sure certainly happy help helps following
-    para como pero porque cuando donde esta este esto estos estas eso esos esas ese también tiene
-    tienen puede pueden sobre entre hasta desde muy más menos todo todos toda todas otro otra otros
-    otras cada cual cuales ser son está están fue fueron hay han sido siendo hacer hace nuestro
-    nuestra ejemplo sin embargo mismo misma entonces
-    avec pour dans sans sous plus moins tout tous toute toutes autre autres comme mais donc alors
-    elle elles nous vous leur leurs être sont était fait faire peut peuvent cette ces aussi très
-    exemple
-    aber auch oder und eine einer eines einem einen dass dies diese dieser dieses mit für von über
-    unter nicht noch schon sehr mehr kann können wird werden wurde sind sein ihre ihren beispiel
-"""
-_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
-
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-
-
-def _stem(term: str) -> str:
-    # Crude multilingual stem: tolerates plural/inflection endings ("monads" ~ "monad").
-    return term[: max(4, len(term) - 2)]
+from evalsuite.metrics.terms import content_terms, lost_terms, stem
 
 
 def key_terms(text: str, *, top_n: int = 12) -> list[str]:
-    """The baseline's content words: frequent non-stopwords of 4+ letters, CJK character bigrams."""
-    toks = tokenize(strip_code(text))
-    counts: Counter[str] = Counter()
-    order: dict[str, int] = {}
-    for i, tok in enumerate(toks):
-        if _CJK.fullmatch(tok):
-            if i + 1 < len(toks) and _CJK.fullmatch(toks[i + 1]):
-                term = tok + toks[i + 1]
-            else:
-                continue
-        elif len(tok) < 4 or not tok.isalpha() or tok in _STOPWORDS:
-            continue
-        else:
-            term = tok
-        counts[term] += 1
-        order.setdefault(term, i)
-    ranked = sorted(counts, key=lambda t: (-counts[t], order[t]))
-    return ranked[:top_n]
+    """The baseline's content terms (see :mod:`evalsuite.metrics.terms`), most frequent first."""
+    terms = content_terms(strip_code(text))
+    counts = Counter(terms)
+    order = {t: i for i, t in reversed(list(enumerate(terms)))}
+    return sorted(counts, key=lambda t: (-counts[t], order[t]))[:top_n]
 
 
 def term_retention(text: str, baseline: str, *, top_n: int = 12) -> tuple[float, list[str]]:
-    """Share of the baseline's key terms found in ``text`` (stem match), and the lost ones."""
+    """Share of the baseline's key terms found in ``text``, and the lost ones."""
     terms = key_terms(baseline, top_n=top_n)
     if not terms:
         return 1.0, []
-    lowered = text.lower()
-    stems = {_stem(t) for t in tokenize(text)}
-    lost = []
-    for term in terms:
-        present = term in lowered if _CJK.match(term) else _stem(term) in stems or term in lowered
-        if not present:
-            lost.append(term)
+    lost = lost_terms(terms, text)
     return 1.0 - len(lost) / len(terms), lost
 
 
@@ -169,7 +122,7 @@ def _subject_before(prose: str, pos: int, subjects: list[str]) -> bool:
     """Is one of ``subjects`` named in the same sentence, at most ~60 characters before ``pos``?"""
     window = prose[max(0, pos - 60) : pos]
     window = re.split(r"[.!?。！？\n]", window)[-1].lower()
-    return any(_stem(s.lower()) in window for s in subjects)
+    return any(stem(s.lower()) in window for s in subjects)
 
 
 def check_term_retention(
