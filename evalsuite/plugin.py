@@ -22,6 +22,7 @@ the gate silently.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from evalsuite.config import GateSettings, load_pyproject_table
 from evalsuite.errors import EvalsuiteError
 
 GATE_KEY = pytest.StashKey["Any"]()
+OUTCOME_PROPERTY = "evalsuite_outcome"
+RECORD_PROPERTY = "evalsuite_compression"
 MARKERS = {
     "evalsuite": "every evalsuite gate item: generative and discriminative checks (`pytest -m evalsuite`)",
     "generative": "a check on generated text against the stored baseline (evalsuite)",
@@ -194,6 +197,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except EvalsuiteError as exc:
         raise pytest.UsageError(f"evalsuite: {exc}") from None
     config.stash[GATE_KEY] = gate
+    if settings.update_baselines and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError(
+            "evalsuite: --evalsuite-update-baselines records one baseline set in one process; run it without "
+            "pytest-xdist (-n), then gate with -n as you like"
+        )
+    config.stash[_COLLECTOR] = ReportCollector()
+    config.pluginmanager.register(config.stash[_COLLECTOR], "evalsuite-report-collector")
     prompts = settings.resolve(settings.prompts)
     if config.args_source != pytest.Config.ArgsSource.ARGS and _selects_gate(config):
         if not prompts.is_dir() and not _uses_evalsuite(config, settings):
@@ -327,7 +337,15 @@ class GateItem(pytest.Item):
             ("passed", str(outcome.passed)), ("baseline_value", repr(outcome.baseline_value)),
             ("new_value", repr(outcome.new_value)), ("tolerance", str(outcome.tolerance)),
             ("detail", outcome.detail),
+            # the whole verdict, so the summary and HTML report can be built wherever the reports arrive
+            # (the xdist controller, which runs no item itself)
+            (OUTCOME_PROPERTY, json.loads(json.dumps(outcome.to_dict(), default=repr))),
         ]
+        record = gate.records.get(self.variant.label)
+        if record is not None:
+            from evalsuite.gate.outcome import describe_record
+
+            self.user_properties.append((RECORD_PROPERTY, describe_record(record)))
         if not outcome.passed:
             raise GateFailure(outcome)
 
@@ -433,18 +451,48 @@ def evalsuite_baseline(evalsuite_gate):
 
 
 # -- reporting ----------------------------------------------------------------------------------------
+class ReportCollector:
+    """Outcomes read back from the test reports' `user_properties`, in the process that reports.
+
+    Why not the gate's own list: under pytest-xdist the items run in workers, and only their reports
+    reach the controller, which prints the summary and writes the one HTML report."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Any] = []
+        self.compression: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        from evalsuite.gate.outcome import CheckOutcome
+
+        props = dict(report.user_properties)
+        if isinstance(props.get(OUTCOME_PROPERTY), dict):
+            self.outcomes.append(CheckOutcome(**props[OUTCOME_PROPERTY]))
+        if RECORD_PROPERTY in props:
+            self.compression[str(props.get("recipe"))] = str(props[RECORD_PROPERTY])
+
+
+_COLLECTOR = pytest.StashKey[ReportCollector]()
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     empty = config.stash.get(_NO_GATE_ITEMS, None)
     if empty:
         terminalreporter.write_sep("=", "evalsuite: no gate items", red=True)
         terminalreporter.write_line(empty)
     gate = config.stash.get(GATE_KEY, None)
-    if gate is None or not gate.outcomes:
+    collected = config.stash.get(_COLLECTOR, None)
+    if gate is None or collected is None or not collected.outcomes:
         return
     from evalsuite.reporting.terminal import summary_lines
 
     terminalreporter.write_sep("=", "evalsuite gate summary")
-    for line in summary_lines(gate.outcomes, gate):
+    for line in summary_lines(collected.outcomes, gate, compression=collected.compression):
         terminalreporter.write_line(line)
     html = getattr(gate, "html_written", None)
     if html:
@@ -459,10 +507,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if gate is None:
         return
     gate.close()
-    if gate.settings.html and gate.outcomes:
+    collected = session.config.stash.get(_COLLECTOR, None)
+    if gate.settings.html and collected is not None and collected.outcomes and not _is_xdist_worker(session.config):
         from evalsuite.reporting import html
 
         path = Path(gate.settings.html)
         path = path if path.is_absolute() else gate.settings.rootdir / path
-        html.write_html_report(gate.outcomes, path, title="evalsuite gate report", run_info=gate.run_info())
+        html.write_html_report(collected.outcomes, path, title="evalsuite gate report", run_info=gate.run_info())
         gate.html_written = path

@@ -62,8 +62,12 @@ def summary_table(outcomes: Sequence[CheckOutcome]) -> list[tuple[str, str, int,
     return [(r, c, p, f) for (r, c), (p, f) in counts.items()]
 
 
-def summary_lines(outcomes: Sequence[CheckOutcome], gate: Any = None) -> list[str]:
-    """Lines for pytest_terminal_summary: per recipe, pass/fail per check, then the failing cases."""
+def summary_lines(
+    outcomes: Sequence[CheckOutcome], gate: Any = None, *, compression: dict[str, str] | None = None
+) -> list[str]:
+    """Lines for pytest_terminal_summary: per recipe, pass/fail per check, then the failing cases.
+
+    `compression`: variant label -> what its recipe did (default: from the gate's own records)."""
     lines: list[str] = []
     rows = summary_table(outcomes)
     checks = list(dict.fromkeys(c for _, c, _, _ in rows))
@@ -105,13 +109,14 @@ def summary_lines(outcomes: Sequence[CheckOutcome], gate: Any = None) -> list[st
         changed = [k for k, v in recorded.items() if v == "changed"]
         if changed:
             lines.append("  changed (review the diff): " + ", ".join(changed))
-    records = getattr(gate, "records", None) or {}
-    if records:
+    if compression is None:
         from evalsuite.gate.outcome import describe_record
 
+        records = getattr(gate, "records", None) or {}
+        compression = {label: describe_record(record) for label, record in records.items()}
+    if compression:
         lines.append("")
-        for label, record in records.items():
-            lines.append(f"{label}: {describe_record(record)}")
+        lines.extend(f"{label}: {text}" for label, text in compression.items())
     timing = getattr(gate, "timing", None)
     if timing is not None and (timing.generate_s or timing.load_s):
         lines.append("")
