@@ -8,32 +8,59 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
-
-DEFAULT_SUITE = "prompts/embedded"
+from typing import Any
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="base model checkpoint folder (default: the embedded model)")
-    parser.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16")
+    parser.add_argument(
+        "--dtype", choices=("auto", "float32", "bfloat16", "float16"), default=None,
+        help="dtype to load the model in (default: the project's setting, else the checkpoint's own)",
+    )
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="run the checkpoint's own Python code (off by default)"
     )
 
 
+def _default_suites() -> list[str]:
+    """No suite named: the project's `suites` ([tool.evalsuite]), else its prompts folder."""
+    from evalsuite.config import GateSettings, load_pyproject_table
+    from evalsuite.errors import EvalsuiteError
+    from evalsuite.suites import builtin_names, find_suite
+
+    here = Path.cwd()
+    root = next((f for f in (here, *here.parents) if load_pyproject_table(f)[0]), here)
+    table, source = load_pyproject_table(root)
+    settings = GateSettings.from_table(table, root, source=f"{source} [tool.evalsuite]" if source else "")
+    prompts = settings.resolve(settings.prompts)
+    if settings.suites:
+        return [str(find_suite(name, prompts)) for name in settings.suites]
+    if prompts.is_dir():
+        return [str(prompts)]
+    raise EvalsuiteError(
+        f"no suite given and no prompts folder {prompts} (project root {root}); name a suite folder or a built-in "
+        f"suite ({', '.join(builtin_names())}), or set `suites` in [tool.evalsuite]"
+    )
+
+
 def _pytest_args(args: argparse.Namespace, *, update: bool) -> list[str]:
+    """The pytest command line of `gate` / `record`: every flag becomes a plugin option (a test walks them)."""
     from evalsuite.suites import builtin_names, builtin_root
 
     # a bare built-in suite name (`instruct`) that is not a folder here means the suite shipped in the package
     suites = [str(builtin_root() / s) if s in builtin_names() and not Path(s).exists() else s for s in args.suites]
-    argv = suites or [DEFAULT_SUITE]
+    argv = suites or _default_suites()
     if args.model:
         argv.append(f"--evalsuite-model={args.model}")
-    if getattr(args, "compressed", None):
-        argv.append(f"--evalsuite-compressed={args.compressed}")
-    for recipe in getattr(args, "recipe", None) or []:
-        argv.append(f"--evalsuite-recipe={recipe}")
+    if args.dtype:
+        argv.append(f"--evalsuite-dtype={args.dtype}")
+    if args.trust_remote_code:
+        argv.append("--evalsuite-trust-remote-code")
+    argv += [f"--evalsuite-compressed={path}" for path in getattr(args, "compressed", None) or []]
+    argv += [f"--evalsuite-recipe={recipe}" for recipe in getattr(args, "recipe", None) or []]
     if args.baselines:
         argv.append(f"--evalsuite-baselines={args.baselines}")
     if getattr(args, "html", None):
@@ -61,25 +88,46 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace):
+    """The model in the dtype asked for, else the checkpoint's own (never silently widened to fp32)."""
     from evalsuite.model.loading import configure_torch, load_model
 
     configure_torch(1)
-    return load_model(args.model, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    return load_model(args.model, dtype=args.dtype or "auto", trust_remote_code=args.trust_remote_code)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from evalsuite.model.moe import MoEModel
+    """Layout from the safetensors headers and config (no weights read); --probe adds the routing rules."""
+    from evalsuite.compression.export import checkpoint_tensors, describe_layout
+    from evalsuite.model.fingerprint import fingerprint_checkpoint
+    from evalsuite.model.loading import default_model_path
 
-    loaded = _load(args)
-    layers = MoEModel(loaded.model).describe()
-    info = {
-        "path": str(loaded.path),
-        "model_type": loaded.model.config.model_type,
-        "fingerprint": loaded.fingerprint,
-        "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "moe_layers": layers,
+    folder = Path(args.model) if args.model else default_model_path()
+    tensors = checkpoint_tensors(folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    info: dict[str, Any] = {
+        "path": str(folder),
+        "model_type": config.get("model_type"),
+        "fingerprint": fingerprint_checkpoint(folder),
+        "parameters": sum(math.prod(t.shape) for t in tensors.values()),
+        "dtypes": sorted({t.dtype for t in tensors.values()}),
+        "moe_layers": describe_layout(tensors, config),
     }
-    print(json.dumps(info, indent=2, default=str))
+    if args.probe:
+        from evalsuite.model.moe import MoEModel
+
+        rules = {row["layer"]: row["routing_rule"] for row in MoEModel(_load(args).model).describe()}
+        for group in info["moe_layers"]:
+            group["routing_rule"] = sorted({rules.get(layer, "?") for layer in group["layers"]})
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"{info['path']}: {info['model_type']}, {info['parameters'] / 1e6:.1f}M parameters "
+          f"({'/'.join(info['dtypes'])}), fingerprint {info['fingerprint'][:16]}")
+    for group in info["moe_layers"]:
+        layers = group["layers"]
+        span = f"{layers[0]}-{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else str(layers)
+        rule = f"; {', '.join(group['routing_rule'])}" if "routing_rule" in group else ""
+        print(f"  MoE layers {span} ({len(layers)}): {group['summary']}{rule}")
     return 0
 
 
@@ -139,19 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=helptext)
         _model_args(sub)
         sub.add_argument(
-            "suites", nargs="*", help=f"suite folders or built-in suite names, e.g. instruct (default: {DEFAULT_SUITE})"
+            "suites", nargs="*",
+            help="suite folders or built-in suite names, e.g. instruct (default: `suites` of [tool.evalsuite], "
+            "else the prompts folder)",
         )
         sub.add_argument("--baselines", help="baseline folder (default: baselines/)")
         sub.add_argument("-m", dest="marker", help="pytest marker expression, e.g. generative")
         if name == "gate":
             sub.add_argument("--recipe", action="append", help="compression recipe, e.g. reap:0.25 (repeatable)")
-            sub.add_argument("--compressed", help="a compressed checkpoint folder to gate instead of a recipe")
+            sub.add_argument(
+                "--compressed", action="append", help="a compressed checkpoint folder to gate (repeatable)"
+            )
             sub.add_argument("--html", help="write an HTML report here")
         sub.add_argument("--pytest-args", nargs=argparse.REMAINDER, default=[], help="passed on to pytest")
         sub.set_defaults(func=func)
 
-    info = commands.add_parser("info", help="MoE layout (experts, top-k, routing rule per layer) and fingerprint")
+    info = commands.add_parser("info", help="MoE layout per layer group, parameters and fingerprint (from files)")
     _model_args(info)
+    info.add_argument("--probe", action="store_true", help="also load the model and infer each layer's routing rule")
+    info.add_argument("--json", action="store_true", help="print JSON instead of lines")
     info.set_defaults(func=_cmd_info)
 
     profile = commands.add_parser("profile", help="routing profile: usage, Gini, entropy ratio, dead experts")

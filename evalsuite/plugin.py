@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from evalsuite.config import GateSettings, load_pyproject_table
+from evalsuite.config import DTYPE_NAMES, GateSettings, load_pyproject_table
 from evalsuite.errors import EvalsuiteError
 
 GATE_KEY = pytest.StashKey["Any"]()
@@ -65,6 +65,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "`suites` of [tool.evalsuite], else all)",
     )
     group.addoption("--evalsuite-html", metavar="PATH", help="write an HTML report of every check here")
+    group.addoption(
+        "--evalsuite-dtype", choices=("auto", *DTYPE_NAMES), default=None,
+        help="dtype the models are loaded in (default: `dtype` of [tool.evalsuite], else auto: the checkpoint's)",
+    )
+    group.addoption(
+        "--evalsuite-trust-remote-code", action="store_true", default=False,
+        help="let checkpoints run their own Python code (off by default; only for checkpoints you trust)",
+    )
     parser.addini("evalsuite_model", "base model checkpoint for the evalsuite gate", default="")
     parser.addini("evalsuite_prompts", "prompt suites folder for the evalsuite gate", default="")
     parser.addini("evalsuite_baselines", "baselines folder for the evalsuite gate", default="")
@@ -116,6 +124,10 @@ def _settings(config: pytest.Config) -> GateSettings:
         settings.suites = list(opt.evalsuite_suite)
     if opt.evalsuite_html:
         settings.html = opt.evalsuite_html
+    if opt.evalsuite_dtype:
+        settings.dtype = opt.evalsuite_dtype
+    if opt.evalsuite_trust_remote_code:
+        settings.trust_remote_code = True
     settings.update_baselines = bool(opt.evalsuite_update_baselines)
     # paths given on the command line are relative to where pytest was invoked
     invoked = Path(config.invocation_params.dir)

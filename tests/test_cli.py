@@ -37,12 +37,91 @@ def test_record_is_the_only_command_that_updates_baselines() -> None:
     assert "--evalsuite-update-baselines" not in _pytest_args(gate, update=False)
 
 
-def test_info_prints_layout_and_fingerprint(tiny_moe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["info", "--model", str(tiny_moe_path)]) == 0
+def test_info_is_compact_and_reads_no_weights(
+    tiny_moe_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalsuite.model import loading
+
+    real = loading.load_model
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("info loaded the model"))
+    assert main(["info", "--model", str(tiny_moe_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["model_type"] == "qwen3_moe"
-    assert len(info["fingerprint"]) == 64
-    assert [layer["experts"] for layer in info["moe_layers"]] == [8, 8]
+    assert info["model_type"] == "qwen3_moe" and len(info["fingerprint"]) == 64
+    assert info["moe_layers"] == [{"layers": [0, 1], "summary": "8 experts, top-2, per-expert tensors"}]
+    assert main(["info", "--model", str(tiny_moe_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].strip() == "MoE layers 0-1 (2): 8 experts, top-2, per-expert tensors"
+    monkeypatch.setattr(loading, "load_model", real)
+    assert main(["info", "--model", str(tiny_moe_path), "--probe"]) == 0
+    assert "per-expert tensors; softmax, top-2" in capsys.readouterr().out.splitlines()[1]
+
+
+# every flag of `gate` / `record`: how it is given, and where it must arrive in the pytest run
+FLAGS = {
+    "suites": ([], lambda s, c, g: c.args == ["prompts/x"]),
+    "model": (["--model", "/m"], lambda s, c, g: s.model == "/m"),
+    "dtype": (["--dtype", "bfloat16"], lambda s, c, g: s.dtype == "bfloat16"),
+    "trust_remote_code": (["--trust-remote-code"], lambda s, c, g: s.trust_remote_code is True),
+    "baselines": (["--baselines", "bl"], lambda s, c, g: Path(s.baselines).name == "bl"),
+    "marker": (["-m", "generative"], lambda s, c, g: c.option.markexpr == "generative"),
+    "recipe": (
+        ["--recipe", "reap:0.25", "--recipe", "freq:0.5"], lambda s, c, g: s.recipes == ["reap:0.25", "freq:0.5"]
+    ),
+    "compressed": (
+        ["--compressed", "runs/a/final", "--compressed", "runs/b/final"],
+        lambda s, c, g: [v.label for v in g.variants] == ["ckpt:a/final", "ckpt:b/final"],
+    ),
+    "html": (["--html", "r.html"], lambda s, c, g: Path(s.html).name == "r.html"),
+    "pytest_args": (["--pytest-args", "-x"], lambda s, c, g: c.option.maxfail == 1),
+}
+
+
+@pytest.mark.parametrize("command", ["gate", "record"])
+def test_every_flag_reaches_the_pytest_run(pytester: pytest.Pytester, command: str) -> None:
+    from evalsuite.gate.runner import Gate
+    from evalsuite.plugin import _settings
+
+    parser = build_parser()
+    sub = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices[command]
+    dests = {a.dest for a in sub._actions if a.dest != "help"}
+    assert dests <= set(FLAGS), f"new flags {dests - set(FLAGS)}: wire them to the run and add them here"
+    for dest in sorted(dests):
+        given, arrived = FLAGS[dest]
+        args = parser.parse_args([command, "prompts/x", *given])
+        config = pytester.parseconfig(*_pytest_args(args, update=command == "record"))
+        settings = _settings(config)
+        assert arrived(settings, config, Gate(settings)), f"{command} {' '.join(given)} did not reach the run"
+
+
+@pytest.mark.parametrize(
+    "command", [["profile"], ["compress", "--recipe", "reap:0.25", "--out", "x"], ["info", "--probe"]]
+)
+def test_model_flags_reach_the_loader(tiny_moe_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    from evalsuite.model import loading
+
+    seen: dict = {}
+
+    def capture(path, **kwargs):
+        seen.update(kwargs, path=path)
+        raise loading.ModelLoadError("stop here")
+
+    monkeypatch.setattr(loading, "load_model", capture)
+    assert main([*command, "--model", str(tiny_moe_path), "--dtype", "bfloat16", "--trust-remote-code"]) == 2
+    assert seen == {"path": str(tiny_moe_path), "dtype": "bfloat16", "trust_remote_code": True}
+
+
+def test_gate_without_suite_runs_the_configured_suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalsuite.errors import EvalsuiteError
+    from evalsuite.suites import builtin_root
+
+    (tmp_path / "pyproject.toml").write_text('[tool.evalsuite]\nsuites = ["instruct"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert _pytest_args(build_parser().parse_args(["gate"]), update=False)[0] == str(builtin_root() / "instruct")
+    (tmp_path / "pyproject.toml").write_text("[tool.evalsuite]\n")
+    with pytest.raises(EvalsuiteError, match="no suite given and no prompts folder"):
+        _pytest_args(build_parser().parse_args(["gate"]), update=False)
+    (tmp_path / "prompts").mkdir()
+    assert _pytest_args(build_parser().parse_args(["gate"]), update=False)[0] == str(tmp_path / "prompts")
 
 
 def test_compress_writes_a_plain_checkpoint(tiny_moe_path: Path, tmp_path: Path) -> None:

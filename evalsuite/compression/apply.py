@@ -463,13 +463,11 @@ class _FileLayout:
     """The MoE layout read from a checkpoint's files and config (what a data-free plan needs)."""
 
     def __init__(self, folder: Path) -> None:
-        from evalsuite.compression.export import checkpoint_layout
-        from evalsuite.model.moe import TOPK_ATTRS
+        from evalsuite.compression.export import checkpoint_layout, config_top_k, text_config
 
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        text = next((config[k] for k in ("text_config", "language_config", "llm_config") if k in config), config)
-        top_k = next((text[k] for k in TOPK_ATTRS if isinstance(text.get(k), int)), 0)
-        n_group = int(text.get("n_group") or 1)
+        top_k = config_top_k(config)
+        n_group = int(text_config(config).get("n_group") or 1)
         self.blocks = [_FileBlock(layer, fb.experts, top_k, n_group) for layer, fb in checkpoint_layout(folder).items()]
         self.blocks.sort(key=lambda b: b.layer)
 

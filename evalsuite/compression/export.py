@@ -42,9 +42,20 @@ import torch
 from evalsuite.compression.recipe import parse_recipe
 from evalsuite.errors import InvalidRecipeError
 from evalsuite.io import atomic_folder, atomic_write_text
-from evalsuite.model.moe import COUNT_ATTRS
+from evalsuite.model.moe import COUNT_ATTRS, TOPK_ATTRS
 
-__all__ = ["COUNT_FIELDS", "FileBlock", "checkpoint_layout", "export_checkpoint", "file_layout", "patch_config"]
+__all__ = [
+    "COUNT_FIELDS",
+    "FileBlock",
+    "checkpoint_layout",
+    "checkpoint_tensors",
+    "config_top_k",
+    "describe_layout",
+    "export_checkpoint",
+    "file_layout",
+    "patch_config",
+    "text_config",
+]
 
 INDEX_NAME = "model.safetensors.index.json"
 RECORD_NAME = "evalsuite_compression.json"
@@ -405,7 +416,7 @@ def patch_config(text: str, old: int, new: int) -> str:
     if old == new:
         return text
     config = json.loads(text)
-    scopes = [config] + [config[k] for k in _TEXT_CONFIGS if isinstance(config.get(k), dict)]
+    scopes = [config] + ([text_config(config)] if text_config(config) is not config else [])
     fields = [(scope, f) for scope in scopes for f in COUNT_FIELDS if type(scope.get(f)) is int and scope[f] == old]
     if not fields:
         raise InvalidRecipeError(
@@ -470,10 +481,40 @@ def _all_entries(headers: Mapping[Path, tuple[dict[str, _Entry], Any]]) -> dict[
     return entries
 
 
+def checkpoint_tensors(folder: str | Path) -> dict[str, _Entry]:
+    """Every tensor of a checkpoint folder (name, dtype, shape, where), from the safetensors headers only."""
+    shard_paths, _ = _shards(Path(folder))
+    return _all_entries({path: _read_header(path) for path in shard_paths})
+
+
 def checkpoint_layout(folder: str | Path) -> dict[int, FileBlock]:
     """Decoder layer -> MoE block tensors of a checkpoint folder, from the safetensors headers only."""
-    shard_paths, _ = _shards(Path(folder))
-    return file_layout(_all_entries({path: _read_header(path) for path in shard_paths}))
+    return file_layout(checkpoint_tensors(folder))
+
+
+def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The part of a config.json that describes the language model (multimodal configs nest it)."""
+    return next((config[k] for k in _TEXT_CONFIGS if isinstance(config.get(k), dict)), config)
+
+
+def config_top_k(config: Mapping[str, Any]) -> int:
+    text = text_config(config)
+    return next((int(text[k]) for k in TOPK_ATTRS if isinstance(text.get(k), int)), 0)
+
+
+def describe_layout(tensors: Mapping[str, _Entry], config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """MoE layers grouped by identical description (one line per group, not ~30 per layer)."""
+    text = text_config(config)
+    groups: dict[str, list[int]] = {}
+    for layer, fb in sorted(file_layout(tensors).items()):
+        parts = [f"{fb.experts} experts", f"top-{config_top_k(config)}"]
+        if int(text.get("n_group") or 1) > 1:
+            parts.append(f"{text['n_group']} expert groups (top-{text.get('topk_group', 1)})")
+        if any(_SELECTION_BIAS.search(entry.name) for entry, _ in fb.routed):
+            parts.append("selection bias")
+        parts.append("fused expert tensors" if fb.fused else "per-expert tensors")
+        groups.setdefault(", ".join(parts), []).append(layer)
+    return [{"layers": layers, "summary": summary} for summary, layers in groups.items()]
 
 
 def export_checkpoint(source: str | Path, record: Mapping[str, Any], out: str | Path) -> Path:

@@ -194,11 +194,12 @@ def profile_model(
     from evalsuite.compression.apply import default_stats_cache
     from evalsuite.compression.calibration import calibration_batches
 
-    calib = calibration_batches(calibration, tokenizer, token_budget=token_budget)
     if stats is None:
+        calib = calibration_batches(calibration, tokenizer, token_budget=token_budget)
         stats = default_stats_cache.get_or_collect(model, calib)
-    return routing_profile(
-        stats.counts, dead_threshold=dead_threshold, tokens=int(stats.tokens), calibration=calibration
+    return routing_profile(  # rows named by decoder layer: dense first layers (DeepSeek-V3) shift the rows
+        stats.counts, dead_threshold=dead_threshold, layers=stats.layers, tokens=int(stats.tokens),
+        calibration=calibration,
     )
 
 

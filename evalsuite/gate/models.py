@@ -40,8 +40,15 @@ class Variant:
         return cls(parsed.short, "recipe", text, parsed)
 
     @classmethod
-    def checkpoint(cls, path: str) -> Variant:
-        return cls(f"ckpt:{Path(path).name}", "checkpoint", path)
+    def checkpoints(cls, paths: list[str]) -> list[Variant]:
+        """One variant per distinct folder, labelled by the shortest path tail that tells them apart
+        (`runs/a/final`, `runs/b/final` -> `ckpt:a/final`, `ckpt:b/final`): labels are test ids and report rows."""
+        unique = list(dict.fromkeys(str(Path(p)) for p in paths))
+        parts = [Path(p).parts for p in unique]
+        depth = 1
+        while depth < max((len(x) for x in parts), default=1) and len({x[-depth:] for x in parts}) < len(parts):
+            depth += 1
+        return [cls("ckpt:" + "/".join(x[-depth:]), "checkpoint", p) for p, x in zip(unique, parts, strict=True)]
 
 
 @dataclass

@@ -53,7 +53,7 @@ class Gate:
         s = self.settings
         if s.update_baselines:
             return [Variant.base()]
-        variants = [Variant.recipe(r) for r in s.recipes] + [Variant.checkpoint(p) for p in s.compressed]
+        variants = [Variant.recipe(r) for r in s.recipes] + Variant.checkpoints(s.compressed)
         return variants or [Variant.base()]
 
     def register(self, case: Case, variant: Variant) -> None:

@@ -257,3 +257,13 @@ def test_recipe_calibrated_on_a_datasets_folder_and_a_parquet_file(loaded, tmp_p
     fingerprints = {r["calibration"]["fingerprint"] for r in records.values()}
     removed = {json.dumps([r["removed"] for r in rec["layers"]]) for rec in records.values()}
     assert len(fingerprints) == 1 and len(removed) == 1
+
+
+def test_profile_names_moe_layers_by_decoder_layer(deepseek_v3: torch.nn.Module) -> None:
+    from evalsuite.model.routing import collect_routing_stats
+
+    ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+    stats = collect_routing_stats(deepseek_v3, [(ids, None)])
+    profile = profile_model(deepseek_v3, None, stats=stats)
+    assert [lp.layer for lp in profile.layers] == [1, 2]  # layer 0 is dense: rows are not layer numbers
+    assert "layer  1:" in profile.format() and "layer  0:" not in profile.format()
