@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from evalsuite.io import atomic_write_text
 from training.data import heldout
@@ -31,11 +32,10 @@ from training.data.parallel import PAIR_SOURCES, PairSource, is_sentence, trans_
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "training" / "corpus"
 HELDOUT = ROOT / "evalsuite" / "data" / "heldout"
+T = TypeVar("T")
 
 
-def split_sources(
-    sources: Iterable[TextSource | PairSource], lang: str
-) -> tuple[dict[str, list[tuple]], list[tuple]]:
+def split_sources(sources: Iterable[TextSource | PairSource], lang: str) -> tuple[dict[str, list[tuple]], list[tuple]]:
     """Run every source that covers `lang`: (training items per source name, held-out items).
 
     An item is what the source yields minus its key; a source with `heldout=False` trains on all."""
@@ -50,16 +50,16 @@ def split_sources(
     return train, held
 
 
-def budgeted(texts: list[str], budget: int, rng: random.Random) -> list[str]:
-    """A seeded random subset of `texts` of about `budget` characters."""
-    texts = list(texts)
-    rng.shuffle(texts)
+def budgeted(items: list[T], budget: int, rng: random.Random, size: Callable[[T], int] = len) -> list[T]:
+    """A seeded random subset of `items` of about `budget` characters (`size` of an item)."""
+    items = list(items)
+    rng.shuffle(items)
     out, total = [], 0
-    for t in texts:
+    for item in items:
         if total >= budget:
             break
-        out.append(t)
-        total += len(t)
+        out.append(item)
+        total += size(item)
     return out
 
 
@@ -87,15 +87,17 @@ def build_text(c: Corpus, lang: str, budget: int) -> list[dict]:
     """Language-pure running text of one language; returns its held-out continuation prompts."""
     train, held = split_sources(TEXT_SOURCES, lang)
     shares = {s.name: s.max_share for s in TEXT_SOURCES}
-    docs, per_source = [], {}
+    picked = []  # (source, document)
     for name, items in train.items():
-        picked = budgeted([t for (t,) in items], int(budget * shares[name]), c.rng(f"text-{lang}-{name}"))
-        docs += picked
-        per_source[name] = sum(map(len, picked))
-    docs = budgeted(docs, budget, c.rng(f"text-{lang}"))
-    pure = [pure_paragraphs(lang, d) for d in docs]
-    dropped = sum(map(len, docs)) - sum(map(len, pure))
-    c.stream(f"text-{lang}", pure, chars_by_source_before_purity=per_source, chars_dropped_impure=dropped)
+        picked += [
+            (name, t) for t in budgeted([t for (t,) in items], int(budget * shares[name]), c.rng(f"text-{lang}-{name}"))
+        ]
+    kept = budgeted(picked, budget, c.rng(f"text-{lang}"), size=lambda item: len(item[1]))
+    total = sum(len(d) for _, d in kept)
+    kept = [(name, pure_paragraphs(lang, d)) for name, d in kept]
+    by_source = {name: sum(len(d) for n, d in kept if n == name) for name in train}
+    dropped = total - sum(by_source.values())
+    c.stream(f"text-{lang}", [d for _, d in kept], chars_by_source=by_source, chars_dropped_impure=dropped)
     ppl, prompts = heldout.text_rows(lang, [t for (t,) in held], c.rng(f"heldout-text-{lang}"))
     c.heldout(f"text-{lang}", ppl)
     c.heldout(f"prompts-{lang}", prompts)

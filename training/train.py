@@ -81,16 +81,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # data: every stream is one uint16 token array with <|endoftext|> after each document
 
 
-def load_streams(corpus: Path, tokenizer, max_chars: int) -> dict[str, np.ndarray]:
+def load_streams(corpus: Path, tokenizer, max_chars: int, ctx: int) -> dict[str, np.ndarray]:
     """Tokenize each stream once (cached as corpus/tok/<stream>.npy, written atomically)."""
     cache = corpus / "tok"
     cache.mkdir(exist_ok=True)
     streams = {}
     for name in MIX:
         path = cache / f"{name}.npy"
+        source = corpus / f"train-{name}.jsonl"
+        if not path.exists() and not source.exists():
+            raise SystemExit(
+                f"{source} is missing: build the corpus (python -m training.build_corpus; bible-es needs the "
+                "sword-text-kjv and sword-text-sparv packages) or remove the stream from MIX in training/train.py"
+            )
         if not path.exists():
             texts, total = [], 0
-            with open(corpus / f"train-{name}.jsonl", encoding="utf-8") as f:
+            with open(source, encoding="utf-8") as f:
                 for line in f:
                     texts.append(json.loads(line)["text"])
                     total += len(texts[-1])
@@ -103,6 +109,8 @@ def load_streams(corpus: Path, tokenizer, max_chars: int) -> dict[str, np.ndarra
             np.save(tmp, np.asarray(ids, dtype=np.uint16))
             tmp.replace(path)
         streams[name] = np.load(path)
+        if len(streams[name]) <= ctx + 1:
+            raise SystemExit(f"stream {name} has {len(streams[name])} tokens, fewer than one window of {ctx + 1}")
         print(f"stream {name:10s} {len(streams[name]):>10,d} tokens", flush=True)
     return streams
 
@@ -181,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     (run_dir / "config.json").write_text(
         json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": MIX, "params": n_params}, indent=1)
     )
-    streams = load_streams(args.corpus, tokenizer, args.max_chars_per_stream)
+    streams = load_streams(args.corpus, tokenizer, args.max_chars_per_stream, args.ctx)
 
     def save() -> None:
         save_state(

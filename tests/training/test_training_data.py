@@ -124,3 +124,25 @@ def test_budgeted_is_seeded() -> None:
     texts = [f"text {i}" for i in range(100)]
     a = budgeted(texts, 50, random.Random(1))
     assert a == budgeted(texts, 50, random.Random(1)) and 50 <= sum(map(len, a)) < 50 + 8
+
+
+def test_heldout_items_are_well_formed() -> None:
+    from training.data import heldout
+
+    pairs = [(f"Open the file number {i}", f"Abrir el archivo número {i}") for i in range(80)]
+    rows, mc = heldout.translation_rows("es", pairs, random.Random(0))
+    assert len(rows) == heldout.TRANSLATION_ITEMS
+    assert all(r["prompt"] == f"English: {r['source']}\nSpanish:" for r in rows)
+    assert all(x["choices"][x["gold"]] == " " + dict(pairs)[x["context"].split("\n")[0][9:]] for x in mc)
+    problems = [(100 + i, "+", 7 * i) for i in range(100)]
+    arows, amc = heldout.arithmetic_rows(problems, random.Random(0))
+    assert [int(r["answer"]) for r in arows] == [a + b for a, _, b in problems[:60]]
+    truths = {f"Q: {a}+{b}=?\nA:": a + b for a, _, b in problems}
+    assert amc and all(x["choices"][x["gold"]].endswith(f"answer {truths[x['context']]}\n") for x in amc)
+
+
+def test_pure_paragraphs_keeps_only_the_language() -> None:
+    from training.data.common import pure_paragraphs
+
+    doc = "Das Programm zeigt alle Dateien im Verzeichnis an.\nThis line was never translated into German.\nкороткий"
+    assert pure_paragraphs("de", doc) == "Das Programm zeigt alle Dateien im Verzeichnis an."

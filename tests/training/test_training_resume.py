@@ -115,3 +115,22 @@ def test_other_preset_in_the_run_folder_is_refused(corpus: Path, tmp_path: Path)
     train.main(_argv(corpus, tmp_path, "--stop-after-steps", "1"))
     with pytest.raises(SystemExit, match="holds a tiny run"):
         train.main(_argv(corpus, tmp_path, "--stop-after-steps", "1") + ["--preset", "v2-lite"])
+
+
+def test_device_choice_never_requires_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert train.pick_device("auto").type == "cpu"
+    with pytest.raises(SystemExit, match="no CUDA device.*--device cpu"):
+        train.pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert train.pick_device("auto").type == "cuda"
+
+
+def test_missing_stream_is_named_with_the_fix(corpus: Path, tmp_path: Path) -> None:
+    partial = tmp_path / "corpus"
+    partial.mkdir()
+    for f in corpus.glob("train-*.jsonl"):
+        if f.name != "train-bible-es.jsonl":
+            (partial / f.name).write_text(f.read_text())
+    with pytest.raises(SystemExit, match="train-bible-es.jsonl is missing.*sword-text"):
+        train.main(_argv(partial, tmp_path / "runs"))
