@@ -83,7 +83,8 @@ def multiple_choice_with_damage(s: measure.Subject, limit: int | None) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=default_model_path())
-    ap.add_argument("--run", default="v2", help="training/runs/<run> holds the loss log and the data mix")
+    ap.add_argument("--run", default="v2", help="<runs>/<run> holds the loss log and the data mix")
+    ap.add_argument("--runs", type=Path, default=ROOT / "training" / "runs")
     ap.add_argument("--quick", action="store_true", help="4 items per set, 1 noise seed (a smoke test)")
     ap.add_argument("--results", type=Path, default=ROOT / "training" / "eval_results.json")
     ap.add_argument("--card", type=Path, default=ROOT / "docs" / "MODEL_CARD.md")
@@ -118,7 +119,7 @@ def main() -> None:
     atomic_write_text(args.results, json.dumps(r, indent=1, ensure_ascii=False, default=str))
     stats_path = ROOT / "training" / "corpus" / "stats.json"
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    write_card(r, ROOT / "training" / "runs" / args.run, stats, args.card)
+    write_card(r, args.runs / args.run, stats, args.card)
     print(f"wrote {args.results} and {args.card} in {r['eval_time_s'] / 60:.1f} min")
 
 

@@ -21,8 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from training.model_config import PRESETS, model_config, param_counts
+from training.train import pick_device
 
 KERNELS = ("eager", "grouped_mm", "batched_mm")
+# batched_mm gathers one weight matrix per (token, expert) pair: for v2 at 4096 tokens per step that is
+# 16k x 256 x 256 floats per projection (~4 GB), which stalled the machine; probe it only on request.
+DEFAULT_KERNELS = ["eager", "grouped_mm"]
 
 
 def build(preset: str, kernel: str, vocab: int, device: torch.device):
@@ -81,15 +85,15 @@ def main() -> None:
     ap.add_argument("--preset", default="v2", choices=sorted(PRESETS))
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS)
+    ap.add_argument("--kernels", nargs="+", default=DEFAULT_KERNELS, choices=KERNELS)
     ap.add_argument("--ctx", type=int, nargs="+", default=[128, 256, 512])
     ap.add_argument("--batch-tokens", type=int, default=4096, help="tokens per step (batch = this / ctx)")
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per setting")
     ap.add_argument("--decode-tokens", type=int, default=48)
     ap.add_argument("--tokens", type=float, default=30e6, help="training length to estimate the time of")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     args = ap.parse_args()
-    device = torch.device(args.device)
+    device = pick_device(args.device)
     counts = param_counts(args.preset, args.vocab)
     print(f"{args.preset}: {counts['total']:,.0f} params, {counts['active_per_token']:,.0f} active per token, "
           f"{counts['bf16_MB']:.1f} MB bf16; {args.batch_tokens} tokens per step; {args.seconds}s per setting")

@@ -33,8 +33,25 @@ def test_unknown_preset_is_named() -> None:
 
 
 def test_probe_runs_on_a_tiny_model(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["probe", "--preset", "tiny", "--vocab", "64", "--threads", "1", "--kernels", "eager", "--ctx", "16",
-            "--batch-tokens", "64", "--seconds", "0.05", "--decode-tokens", "2"]
+    argv = [
+        "probe",
+        "--preset",
+        "tiny",
+        "--vocab",
+        "64",
+        "--threads",
+        "1",
+        "--kernels",
+        "eager",
+        "--ctx",
+        "16",
+        "--batch-tokens",
+        "64",
+        "--seconds",
+        "0.05",
+        "--decode-tokens",
+        "2",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     probe_throughput.main()
     out = capsys.readouterr().out

@@ -35,9 +35,31 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _argv(corpus: Path, runs: Path, *extra: str) -> list[str]:
-    return ["--preset", "tiny", "--run", "r", "--runs", str(runs), "--corpus", str(corpus), "--tokenizer",
-            str(TOKENIZER), "--batch", "2", "--ctx", "16", "--tokens", str(8 * 2 * 16), "--warmup", "2",
-            "--log-every", "1", "--ckpt-every", "1", *extra]
+    return [
+        "--preset",
+        "tiny",
+        "--run",
+        "r",
+        "--runs",
+        str(runs),
+        "--corpus",
+        str(corpus),
+        "--tokenizer",
+        str(TOKENIZER),
+        "--batch",
+        "2",
+        "--ctx",
+        "16",
+        "--tokens",
+        str(8 * 2 * 16),
+        "--warmup",
+        "2",
+        "--log-every",
+        "1",
+        "--ckpt-every",
+        "1",
+        *extra,
+    ]
 
 
 def _weights(runs: Path) -> dict[str, torch.Tensor]:
@@ -72,8 +94,13 @@ def test_stop_and_resume_equals_uninterrupted(corpus: Path, tmp_path: Path) -> N
 def test_kill_9_mid_run_resumes_cleanly(corpus: Path, tmp_path: Path) -> None:
     long = ("--tokens", "1e6")  # a schedule far longer than the test: the process is killed mid-run
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "training.train", *_argv(corpus, tmp_path / "b", *long)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.train", *_argv(corpus, tmp_path / "b", *long)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     ckpt = tmp_path / "b" / "r" / CKPT
     deadline = time.time() + 120
     while not ckpt.exists():
