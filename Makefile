@@ -40,5 +40,7 @@ record: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# tests/sandbox need bubblewrap (Debian: apt-get install -y bubblewrap; .ci/run installs it as root)
+# and run their unprivileged half as uid 65534 when `make test` runs as root.
 test: lint
 	$(PY) -m pytest

@@ -197,6 +197,8 @@ class GateSettings:
     batch_size: int = 8
     threads: int = 1  # torch threads: 1 is fastest for small models on shared cores (BRIEF.md)
     top_k_logprobs: int = 8
+    # isolation level of code checks (evalsuite.sandbox.LEVELS); "weak" only by explicit choice
+    sandbox: str = "strong"
     tolerances: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_TOLERANCES))
     rootdir: Path = field(default_factory=Path.cwd)
 
@@ -286,6 +288,11 @@ def _check_setting(name: str, value: Any, *, where: str) -> None:
                            "{module name = device}")
     if name == "device":
         check_device(value, where=where)
+    if name == "sandbox":
+        from evalsuite.sandbox import LEVELS
+
+        if value not in LEVELS:
+            raise SettingError(where, f"got {value!r}; choose one of {', '.join(LEVELS)}")
 
 
 def merge_tolerance(

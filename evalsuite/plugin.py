@@ -30,6 +30,7 @@ import pytest
 
 from evalsuite.config import DTYPE_NAMES, GateSettings, load_pyproject_table
 from evalsuite.errors import EvalsuiteError
+from evalsuite.sandbox._levels import LEVELS as SANDBOX_LEVELS
 
 GATE_KEY = pytest.StashKey["Any"]()
 OUTCOME_PROPERTY = "evalsuite_outcome"
@@ -72,6 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--evalsuite-trust-remote-code", action="store_true", default=False,
         help="let checkpoints run their own Python code (off by default; only for checkpoints you trust)",
+    )
+    group.addoption(
+        "--evalsuite-sandbox", metavar="LEVEL", choices=list(SANDBOX_LEVELS),
+        help="isolation of code checks: strong (default: namespaces, else bubblewrap, else refused), "
+        "namespaces, bwrap, or weak (no namespaces; Landlock + seccomp; an explicit opt-in)",
     )
     parser.addini("evalsuite_model", "base model checkpoint for the evalsuite gate", default="")
     parser.addini("evalsuite_prompts", "prompt suites folder for the evalsuite gate", default="")
@@ -128,6 +134,8 @@ def _settings(config: pytest.Config) -> GateSettings:
         settings.dtype = opt.evalsuite_dtype
     if opt.evalsuite_trust_remote_code:
         settings.trust_remote_code = True
+    if opt.evalsuite_sandbox:
+        settings.sandbox = opt.evalsuite_sandbox
     settings.update_baselines = bool(opt.evalsuite_update_baselines)
     # paths given on the command line are relative to where pytest was invoked
     invoked = Path(config.invocation_params.dir)
@@ -349,6 +357,7 @@ class GateItem(pytest.Item):
             ("passed", str(outcome.passed)), ("baseline_value", repr(outcome.baseline_value)),
             ("new_value", repr(outcome.new_value)), ("tolerance", str(outcome.tolerance)),
             ("detail", outcome.detail),
+            *([("sandbox", outcome.extra["sandbox"])] if "sandbox" in outcome.extra else []),
             # the whole verdict, so the summary and HTML report can be built wherever the reports arrive
             # (the xdist controller, which runs no item itself)
             (OUTCOME_PROPERTY, json.loads(json.dumps(outcome.to_dict(), default=repr))),

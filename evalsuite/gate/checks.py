@@ -266,6 +266,7 @@ def check_code(x: CheckInput) -> CheckOutcome:
         float(new),
         f"greedy pass@1 >= baseline - {x.tolerance.get('max_drop')}",
         str(x.new_values.get("code_detail", "")) or result.detail,
+        {"sandbox": x.new_values["code_sandbox"]} if "code_sandbox" in x.new_values else {},
     )
 
 

@@ -113,9 +113,12 @@ def _mc_values(items: list[Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def execute(plan: WorkPlan, backend: Backend, *, top_k: int, timing: Any) -> dict[tuple[str, str], Any]:
+def execute(
+    plan: WorkPlan, backend: Backend, *, top_k: int, timing: Any, sandbox: str = "strong"
+) -> dict[tuple[str, str], Any]:
     """Run the plan: one backend call per request type. Returns {(case key, what): value} with what in
-    gen (Generation), kl_rows, code (sandbox result), disc (perplexity / MC values)."""
+    gen (Generation), kl_rows, code (sandbox result, at isolation level ``sandbox``), disc (perplexity /
+    MC values)."""
     results: dict[tuple[str, str], Any] = {}
     if plan.generate:
         keys = list(plan.generate)
@@ -131,7 +134,7 @@ def execute(plan: WorkPlan, backend: Backend, *, top_k: int, timing: Any) -> dic
         timing.score_s += time.perf_counter() - start
         results.update({(k, "kl_rows"): _with_tail(s.gathered) for k, s in zip(keys, scores, strict=True)})
     for key, case in plan.code.items():
-        results[(key, "code")] = run_code(case, results[(key, "gen")].text)
+        results[(key, "code")] = run_code(case, results[(key, "gen")].text, level=sandbox)
     for kind, requests, call, summary in (
         ("perplexity", plan.rolling, backend.loglikelihood_rolling, _perplexity_values),
         ("multiple_choice", plan.mc, backend.multiple_choice, _mc_values),
@@ -147,9 +150,10 @@ def execute(plan: WorkPlan, backend: Backend, *, top_k: int, timing: Any) -> dic
     return results
 
 
-def run_code(case: Case, response: str) -> dict[str, Any]:
-    """Run the case's tests on a response in the sandbox (never in this process)."""
-    from evalsuite.sandbox import run_tests
+def run_code(case: Case, response: str, *, level: str = "strong") -> dict[str, Any]:
+    """Run the case's tests on a response in the sandbox (never in this process). A sandbox that
+    cannot run them at ``level`` is an error, not a failing sample."""
+    from evalsuite.sandbox import SandboxUnavailable, run_tests
 
     tol = case.checks.get("code", {})
     program = code_program(case, response)
@@ -161,10 +165,10 @@ def run_code(case: Case, response: str) -> dict[str, Any]:
         include_prompt=program["include_prompt"],
         timeout_s=float(tol.get("timeout_s", 10.0)),
         memory_mb=int(tol.get("memory_mb", 1024)),
+        level=level,
     )
-    if result.passed:
-        detail = "tests passed"
-    else:
-        last = (result.stderr or "").strip().splitlines()[-1:] or [result.reason or ""]
-        detail = f"tests {result.status}: {last[0]}"
-    return {"code_passed": bool(result.passed), "code_detail": detail[:300]}
+    if result.status == "error":
+        raise SandboxUnavailable(f"{case.key}: code check not run: {result.reason}")
+    detail = "tests passed" if result.passed else f"tests {result.status}: {result.reason}"
+    return {"code_passed": bool(result.passed), "code_detail": f"{detail[:280]} [sandbox: {result.level}]",
+            "code_sandbox": result.level}

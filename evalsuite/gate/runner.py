@@ -167,7 +167,8 @@ class Gate:
         })]
         plan = build_plan(cases, prompt_ids=lambda c: self.prompt_ids(active, c), budget=self.budget,
                           baseline=None, top_k=self.settings.top_k_logprobs)
-        results = execute(plan, backend, top_k=self.settings.top_k_logprobs, timing=self.timing)
+        results = execute(plan, backend, top_k=self.settings.top_k_logprobs, timing=self.timing,
+                          sandbox=self.settings.sandbox)
         for case in cases:
             if case.generative:
                 payload = generative_payload(case, results[(case.key, "gen")], results.get((case.key, "code")),
@@ -193,7 +194,8 @@ class Gate:
                 todo.append(case)
             plan = build_plan(todo, prompt_ids=lambda c: self.prompt_ids(active, c), budget=self.budget,
                               baseline=self.baseline)
-            done.update(execute(plan, self.backend(active), top_k=self.settings.top_k_logprobs, timing=self.timing))
+            done.update(execute(plan, self.backend(active), top_k=self.settings.top_k_logprobs, timing=self.timing,
+                                sandbox=self.settings.sandbox))
             done.update({(c.key, "planned"): True for c in todo})
         return done
 

@@ -1,11 +1,17 @@
-"""Stage 2 of the sandbox: runs as the throw-away uid, installs an audit hook, then runs the code.
+"""Stage 2 of the sandbox: runs as the sandbox uid, installs an audit hook, then runs the code.
 
-Not imported; _init.py passes its source to ``python -I -S -B -c`` with argv = [workdir, audit flag].
-The audit hook is the in-process layer (PEP 578): it refuses writes/deletes outside the work dir
-(it cannot see the dir_fd of os.open, so a relative os.open(..., dir_fd=) write is left to the kernel),
-sockets other than AF_UNIX, signals to other processes, exec/spawn (which would leave the hook
-behind) and ctypes (which could bypass it). It is defence in depth, not the boundary: the kernel
-layers (namespaces, uid, read-only mounts, rlimits) contain code the hook misses.
+Not imported; _init.py passes its source to ``python -I -S -B -c`` with argv = [workdir, audit flag,
+scratch dirs, nonce fd, done fd]. It reads the run's one-time nonce from the nonce pipe and closes it
+before any untrusted code runs; only when the program (the tests and their ``check(...)`` call included)
+has run to its end does it write the nonce to the "done" pipe. A program that exits early -
+``os._exit(0)``, ``sys.exit(0)``, a signal - never reaches that line, so its exit status 0 does not count
+as a pass, and it cannot write the nonce itself without finding it in this process's memory first.
+
+The audit hook is the in-process layer (PEP 578): it refuses writes/deletes outside the work dir, sockets
+other than AF_UNIX, signals to other processes, exec/spawn, ctypes, re-importing the patched
+``_posixsubprocess`` and the gc introspection that would find the nonce. It is defence in depth, not
+the boundary: the kernel layers (namespaces, uid, Landlock, seccomp, rlimits, cgroup) contain what it
+misses, including every way around it.
 """
 
 import os
@@ -13,7 +19,8 @@ import sys
 
 _wd = os.path.realpath(sys.argv[1])
 _audit = sys.argv[2] == "1"
-_scratch = [os.path.realpath(p) for p in sys.argv[3:4] if p]  # a private /dev/shm, when there is one
+_scratch = [os.path.realpath(p) for p in sys.argv[3].split(":") if p]  # private tmpfs scratch dirs
+_tok_fd, _done_fd = int(sys.argv[4]), int(sys.argv[5])
 
 
 def _install_hook(wd, scratch):
@@ -39,6 +46,7 @@ def _install_hook(wd, scratch):
         "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.cdata", "ctypes.call_function",
         "os.killpg", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
         "os.chroot", "sys._current_frames", "os.setuid", "os.setgid", "pty.spawn",
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
     }
 
     # _posixsubprocess.fork_exec starts programs without any audit event (they would run unhooked):
@@ -49,7 +57,8 @@ def _install_hook(wd, scratch):
         raise PermissionError("sandbox: starting programs is not allowed")
 
     _posixsubprocess.fork_exec = _no_fork_exec
-    blocked_modules = {"_ctypes", "_xxsubinterpreters"}
+    # Popping it from sys.modules and importing it again would load an unpatched copy: refuse that.
+    blocked_modules = {"_ctypes", "_xxsubinterpreters", "_posixsubprocess"}
 
     def inside(p):
         if isinstance(p, int):
@@ -99,7 +108,7 @@ def _install_hook(wd, scratch):
     sys.addaudithook(hook)
 
 
-def _run(wd):
+def _run(wd, done):
     import types
 
     path = os.path.join(wd, "solution.py")
@@ -112,8 +121,22 @@ def _run(wd):
     sys.path[:] = [wd] + [p for p in sys.path if p and p != os.getcwd()]
     code = compile(src, path, "exec")
     exec(code, main.__dict__)
+    done()
 
 
+def _completion_reporter(tok_fd, done_fd):
+    """Read the nonce now (the pipe is closed before the code runs) and return the one call that
+    reports "ran to the end" with it."""
+    nonce = os.read(tok_fd, 256)
+    os.close(tok_fd)
+
+    def done():
+        os.write(done_fd, nonce)
+
+    return done
+
+
+_done = _completion_reporter(_tok_fd, _done_fd)
 if _audit:
     _install_hook(_wd, _scratch)
-_run(_wd)
+_run(_wd, _done)

@@ -1,32 +1,25 @@
 """Run untrusted (model-generated) code in an isolated, resource-limited subprocess.
 
 API:
-    run_untrusted(code, *, timeout_s=5.0, memory_mb=512, max_processes=32, max_file_mb=16,
+    run_untrusted(code, *, level="strong", timeout_s=5.0, memory_mb=512, max_processes=32, max_file_mb=16,
                   max_disk_mb=64, max_open_files=64, max_output_bytes=1_000_000, stdin=None, files=None,
-                  audit_hook=True, namespaces=None, python=None) -> SandboxResult
+                  audit_hook=True, python=None) -> SandboxResult
     run_tests(completion, prompt, tests, entry_point, *, include_prompt=True, **run_kwargs)
         -> SandboxResult        HumanEval-style: prompt + completion + tests (+ check(entry_point))
     build_program(completion, prompt, tests, entry_point, *, include_prompt=True) -> str
     count_passing(completions, prompt, tests, entry_point, **run_kwargs) -> (n, c, results)
         n samples, c of them passed: the input of metrics.passk.pass_at_k(n, c, k)
-    isolation_report() -> dict          which kernel layers this machine provides (for --help / reports)
-    SandboxResult(status, stdout, stderr, returncode, duration, reason, isolation)
+    isolation_report() -> dict          which levels and kernel layers this machine provides
+    SandboxResult(status, stdout, stderr, returncode, duration, reason, isolation, level)
         status: "passed" | "failed" | "timeout" | "killed" | "error"; .passed -> bool
+        "error" = the sandbox itself could not run the code (e.g. the level is unavailable: refused).
 
-Layers, strongest first (each is used when the machine allows it; `isolation` lists what was active):
-  * `unshare` network + PID + mount + IPC + UTS namespaces (plus a user namespace when not root):
-    no network interface except a down loopback, no view of the parent's processes, and when the
-    supervisor exits every process left in the namespace is killed by the kernel;
-  * read-only, nosuid remount of the whole file system (mount namespace); the work dir is a private
-    tmpfs of max_disk_mb at the same path, and /tmp, /var/tmp, /run, /dev/shm are empty private tmpfs;
-  * a throw-away uid (when started as root), so file permissions, RLIMIT_NPROC (per uid) and signal
-    permissions apply, and a kill(-1) sweep by that uid removes every straggler;
-  * rlimits: CPU, address space, processes, file size, open files, no core dumps;
-  * an empty environment, an empty temp dir as cwd, no_new_privs, ``python -I -S -B``;
-  * a PEP 578 audit hook (see _guard.py), defence in depth only;
-  * a wall-clock deadline enforced by the supervisor and again by this process (kill the session).
-Why: generated code is hostile by default (loops, fork/memory bombs, deleting files, network,
-reading secrets from the environment); none of it may take the test process down.
+Isolation levels (see _levels.py): "strong" (default: namespaces, else bubblewrap, else refused),
+"namespaces", "bwrap", and "weak" (no namespaces; explicit opt-in). `isolation` lists every layer that
+was active, starting with "level:<name>". Whatever the level, a run passes only when the program exited
+0 *and* the harness reported, with a per-run nonce the code never sees, that it ran to its end.
+Why: generated code is hostile by default (loops, fork/memory bombs, deleting files, network, reading
+secrets, killing or tracing the test process, daemons); none of it may touch the test process or host.
 """
 
 from __future__ import annotations
@@ -36,6 +29,7 @@ import functools
 import json
 import math
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -49,6 +43,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from evalsuite.sandbox import _confine, _levels
+from evalsuite.sandbox._cgroup import RunCgroup
 
 _HERE = Path(__file__).resolve().parent
 _SETUP_FAILED = 125
@@ -65,6 +62,7 @@ class SandboxResult:
     duration: float
     reason: str = ""
     isolation: tuple[str, ...] = ()
+    level: str = ""
 
     @property
     def passed(self) -> bool:
@@ -76,8 +74,8 @@ class SandboxResult:
 
 
 @functools.lru_cache(maxsize=1)
-def _sources() -> tuple[str, str]:
-    return (_HERE / "_init.py").read_text(encoding="utf-8"), (_HERE / "_guard.py").read_text(encoding="utf-8")
+def _sources() -> dict[str, str]:
+    return {name: (_HERE / f"_{name}.py").read_text(encoding="utf-8") for name in ("init", "guard", "confine")}
 
 
 def _world_usable(path: str) -> bool:
@@ -119,32 +117,36 @@ def _pick_python(drop_uid: bool) -> str:
     return own
 
 
-_NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--ipc", "--uts"]
+def _available_mb() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 4096
 
 
-@functools.lru_cache(maxsize=1)
-def _unshare_prefix() -> tuple[str, ...] | None:
-    """The unshare command line that works here, probed once; None when namespaces are unavailable."""
-    exe = shutil.which("unshare") or ("/usr/bin/unshare" if os.path.exists("/usr/bin/unshare") else None)
-    if exe is None:
-        return None
-    flags = list(_NS_FLAGS)
-    if os.geteuid() != 0:
-        flags += ["--user", "--map-root-user"]
-    cmd = [exe, *flags, "--", sys.executable, "-I", "-S", "-c", "import os; assert os.getpid() == 1"]
-    try:
-        ok = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, timeout=20, env={}).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
-    return (exe, *flags, "--") if ok else None
+FALLBACK_PROCESSES = 4
+
+
+def process_bound(memory_mb: int, max_processes: int) -> int:
+    """Processes allowed when no cgroup can hold the run. Each gets RLIMIT_AS = memory_mb, so the run
+    may use processes x memory_mb: at most FALLBACK_PROCESSES x memory_mb and never more than half of
+    the memory available now (1024 MB x 32 processes would allow 32 GB on a 23 GB machine)."""
+    fits = (_available_mb() // 2) // max(memory_mb, 1)
+    return max(1, min(max_processes, FALLBACK_PROCESSES, fits))
 
 
 def isolation_report() -> dict[str, Any]:
-    """What this machine provides: namespaces via unshare, uid drop (root), the interpreter used."""
+    """What this machine provides: each level ('' = usable, else why not), and the kernel layers."""
     root = os.geteuid() == 0
-    return {"namespaces": _unshare_prefix() is not None, "uid_drop": root,
-            "python": _pick_python(root), "root": root}
+    levels = {}
+    for level in _levels.LEVELS:
+        try:
+            levels[level] = "" if _levels.resolve(level) else "?"
+        except _levels.SandboxUnavailable as e:
+            levels[level] = str(e)
+    return {"levels": levels, "uid_drop": root, "python": _pick_python(root), "root": root,
+            "landlock_abi": _confine.landlock_abi(), "seccomp": _confine.seccomp_supported()}
 
 
 def _reader(stream: IO[bytes], cap: int, out: list[bytes], flag: list[bool]) -> None:
@@ -207,12 +209,70 @@ _SIGNAL_REASONS = {
     signal.SIGXFSZ: "file size limit exceeded",
     signal.SIGKILL: "killed (SIGKILL; CPU hard limit, memory or deadline)",
     signal.SIGSEGV: "segmentation fault",
+    signal.SIGSYS: "forbidden system call (seccomp)",
 }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything decided before the run starts: level, uid, limits and the layers they give."""
+
+    level: str
+    uid: int | None
+    rlimits: dict[str, list[int]]
+    layers: tuple[str, ...]
+    landlock: bool
+    seccomp: bool
+
+
+def _plan(level: str, *, timeout_s: float, memory_mb: int, max_processes: int, max_file_mb: int,
+          max_disk_mb: int, max_open_files: int, n_files: int, cgroup: RunCgroup | None,
+          audit_hook: bool) -> _Plan:
+    root = os.geteuid() == 0
+    uid = secrets.randbelow(1_000_000_000) + 1_000_000 if root else None
+    layers = [f"level:{level}"]
+    if level == "namespaces":
+        layers += ["pid-namespace", "net-namespace", "mount-namespace", "ipc-uts-namespaces", "readonly-fs",
+                   "tmpfs-workdir", "private-tmp"]
+    elif level == "bwrap":
+        layers += ["bubblewrap", "pid-namespace", "net-namespace", "mount-namespace", "ipc-uts-namespaces",
+                   "readonly-fs", "tmpfs-workdir", "private-tmp"]
+    else:
+        layers += ["subreaper", "no-new-files"]
+    abi = _confine.landlock_abi()
+    layers += _confine.landlock_layers(abi)
+    use_seccomp = _confine.seccomp_supported()
+    if use_seccomp:
+        layers.append("seccomp")
+    mem = max(memory_mb, 64)
+    if cgroup is not None:
+        nproc = max_processes
+        layers.append(f"memory-cgroup-{cgroup.version}:{mem}MB")
+    else:
+        nproc = process_bound(mem, max_processes)
+        layers.append(f"memory-bound:{nproc}x{mem}MB")
+    # Without a sized tmpfs the disk is bounded by the files that exist (no new ones) x RLIMIT_FSIZE.
+    file_mb = max_file_mb if level != "weak" else max(1, min(max_file_mb, max_disk_mb // max(n_files, 1)))
+    # CPU limit above the wall deadline: the deadline reports "timeout" for a busy loop; the
+    # rlimit is the backstop should the supervisor be gone.
+    cpu = max(1, math.ceil(timeout_s)) + 1
+    rlimits = {
+        "RLIMIT_CPU": [cpu, cpu + 1],
+        "RLIMIT_AS": [mem * 1024 * 1024] * 2,
+        "RLIMIT_FSIZE": [file_mb * 1024 * 1024] * 2,
+        "RLIMIT_NOFILE": [max_open_files] * 2,
+        "RLIMIT_CORE": [0, 0],
+        "RLIMIT_NPROC": [nproc] * 2,
+    }
+    layers += ["uid-drop" if uid is not None else "no-capabilities", "rlimits", "no-new-privs", "empty-env",
+               *(["audit-hook"] if audit_hook else []), "completion-nonce"]
+    return _Plan(level, uid, rlimits, tuple(layers), abi > 0, use_seccomp)
 
 
 def run_untrusted(
     code: str,
     *,
+    level: str = "strong",
     timeout_s: float = 5.0,
     memory_mb: int = 512,
     max_processes: int = 32,
@@ -223,68 +283,73 @@ def run_untrusted(
     stdin: str | None = None,
     files: Mapping[str, str] | None = None,
     audit_hook: bool = True,
-    namespaces: bool | None = None,
     python: str | None = None,
 ) -> SandboxResult:
     """Run ``code`` as a Python program in a fresh isolated process; never raises for what the code does.
 
-    ``namespaces``: None = use unshare when it works here, False = never, True = require it (status
-    "error" if unavailable). ``files``: extra text files written into the work dir first.
+    ``memory_mb`` bounds the whole run (every process, tmpfs page and pipe of it) where a memory cgroup
+    is writable, else each process with the process count bounded so the product fits this machine.
+    ``files``: extra text files written into the work dir first. A ``level`` that cannot be set up here
+    gives status "error" with the reason; nothing is run.
     """
-    prefix = _unshare_prefix() if namespaces is not False else None
-    if namespaces and prefix is None:
-        return SandboxResult("error", "", "", None, 0.0, "namespaces requested but unshare does not work here")
-    root = os.geteuid() == 0
-    uid = secrets.randbelow(1_000_000_000) + 1_000_000 if root else None
-    interp = python or _pick_python(uid is not None)
-    init_src, guard_src = _sources()
-
-    workdir = tempfile.mkdtemp(prefix="evalsuite-sbx-", dir=_work_base(uid is not None))
+    try:
+        concrete = _levels.resolve(level)
+    except _levels.SandboxUnavailable as e:
+        return SandboxResult("error", "", "", None, 0.0, str(e), (), level)
+    all_files = {"solution.py": code, **(files or {})}
+    for name in all_files:
+        if not name or "/" in name or name in {".", ".."} or "\0" in name:
+            raise ValueError(f"sandbox files must be plain names inside the work dir, got {name!r}")
+    cgroup = RunCgroup.create(max(memory_mb, 64))
+    plan = _plan(concrete, timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes,
+                 max_file_mb=max_file_mb, max_disk_mb=max_disk_mb, max_open_files=max_open_files,
+                 n_files=len(all_files), cgroup=cgroup, audit_hook=audit_hook)
+    interp = python or _pick_python(plan.uid is not None)
+    workdir = os.path.realpath(tempfile.mkdtemp(prefix="evalsuite-sbx-", dir=_work_base(plan.uid is not None)))
+    if plan.uid is not None and concrete == "weak":
+        os.chmod(workdir, 0o700)
+    nonce = secrets.token_hex(16)
     status_r, status_w = os.pipe()
+    cfg_r, cfg_w = os.pipe()
     t0 = time.monotonic()
     try:
-        Path(workdir, "solution.py").write_text(code, encoding="utf-8")
-        for name, content in (files or {}).items():
-            target = Path(workdir, name)
-            if target.resolve().parent != Path(workdir).resolve():
-                raise ValueError(f"sandbox files must be plain names inside the work dir, got {name!r}")
-            target.write_text(content, encoding="utf-8")
-        if uid is not None:
-            for p in [workdir, *[os.path.join(workdir, f) for f in os.listdir(workdir)]]:
-                os.chown(p, uid, uid)
-        os.chmod(workdir, 0o700)
-
-        mem = max(memory_mb, 64) * 1024 * 1024
-        # CPU limit above the wall deadline: the deadline reports "timeout" for a busy loop; the
-        # rlimit is the backstop should the supervisor be gone.
-        cpu = max(1, math.ceil(timeout_s)) + 1
-        rlimits = {
-            "RLIMIT_CPU": [cpu, cpu + 1],
-            "RLIMIT_AS": [mem, mem],
-            "RLIMIT_FSIZE": [max_file_mb * 1024 * 1024] * 2,
-            "RLIMIT_NOFILE": [max_open_files] * 2,
-            "RLIMIT_CORE": [0, 0],
-            "RLIMIT_NPROC": [max_processes] * 2,
-        }
+        scratch = ["/dev/shm"] if concrete != "weak" else []
+        read_roots = sorted({*_confine.SYSTEM_ROOTS, str(Path(os.path.realpath(interp)).parent.parent),
+                             os.path.realpath(sys.base_prefix)})
+        src = _sources()
         cfg = {
-            "status_fd": status_w, "workdir": os.path.realpath(workdir), "uid": uid,
-            "rlimits": rlimits, "timeout_s": timeout_s, "python": interp, "guard_src": guard_src,
-            "audit": audit_hook, "readonly_fs": prefix is not None, "shm_mb": max(1, max_file_mb),
-            "disk_mb": max(1, max_disk_mb),
+            "status_fd": status_w, "workdir": workdir, "uid": plan.uid, "level": concrete,
+            "rlimits": {k: v for k, v in plan.rlimits.items() if hasattr(resource, k)},
+            "timeout_s": timeout_s, "python": interp, "guard_src": src["guard"], "confine_src": src["confine"],
+            "audit": audit_hook, "shm_mb": max(1, max_file_mb), "disk_mb": max(1, max_disk_mb),
+            "files": all_files, "nonce": nonce, "layers": list(plan.layers), "landlock": plan.landlock,
+            "seccomp": plan.seccomp, "scratch": scratch, "read_roots": read_roots,
+            "create_files": concrete != "weak",
         }
-        boot = [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", init_src, json.dumps(cfg)]
-        cmd = [*(prefix or ()), *boot]
+        boot = [os.path.realpath(sys.executable), "-I", "-S", "-B", "-c", src["init"], str(cfg_r)]
+        if concrete == "namespaces":
+            prefix = _levels.unshare_prefix()[0] or ()
+        elif concrete == "bwrap":
+            prefix = _levels.bwrap_prefix(_levels.bwrap_exe()[0] or "bwrap", workdir, max(1, max_disk_mb),
+                                          max(1, max_file_mb))
+        else:
+            prefix = ()
+        join = ("/bin/sh", "-c", 'echo 0 > "$1" && shift && exec "$@"', "sh", cgroup.procs) if cgroup else ()
         try:
             proc = subprocess.Popen(
-                cmd, cwd=workdir, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                [*join, *prefix, *boot], cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w,),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(status_w, cfg_r),
                 start_new_session=True, close_fds=True,
             )
         except OSError as e:
-            return SandboxResult("error", "", "", None, 0.0, f"could not start the sandbox: {e}")
-        os.close(status_w)
-        status_w = -1
+            return SandboxResult("error", "", "", None, 0.0, f"could not start the sandbox: {e}", plan.layers,
+                                 concrete)
+        for fd in (status_w, cfg_r):
+            os.close(fd)
+        status_w = cfg_r = -1
+        cfg_pipe = os.fdopen(cfg_w, "wb")
+        cfg_w = -1
         outs: dict[str, list[bytes]] = {"out": [], "err": [], "status": []}
         trunc = {"out": [False], "err": [False], "status": [False]}
         threads = [
@@ -292,32 +357,38 @@ def run_untrusted(
             threading.Thread(target=_reader, args=(proc.stderr, max_output_bytes, outs["err"], trunc["err"])),
             threading.Thread(target=_reader, args=(os.fdopen(status_r, "rb"), 65536, outs["status"],
                                                    trunc["status"])),
+            threading.Thread(target=_feed, args=(cfg_pipe, json.dumps(cfg).encode())),
         ]
         status_r = -1
+        if stdin is not None and proc.stdin is not None:
+            # A thread, so code that never reads stdin cannot block us on a full pipe.
+            threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin.encode())))
         for t in threads:
             t.daemon = True
             t.start()
-        if stdin is not None and proc.stdin is not None:
-            # A thread, so code that never reads stdin cannot block us on a full pipe.
-            feeder = threading.Thread(target=_feed, args=(proc.stdin, stdin.encode()), daemon=True)
-            feeder.start()
         parent_timeout = False
         try:
             proc.wait(timeout=timeout_s + 10.0)  # the supervisor enforces timeout_s; this is a backstop
         except subprocess.TimeoutExpired:
             parent_timeout = True
         _kill_session(proc)
-        if uid is not None and prefix is None:
-            _kill_uid(uid)
+        oom = False
+        if cgroup is not None:
+            oom = cgroup.oom_killed()
+            cgroup.remove()
+            cgroup = None
+        if plan.uid is not None and concrete == "weak":
+            _kill_uid(plan.uid)
         for t in threads:
             t.join(timeout=5.0)
         wall = time.monotonic() - t0
-        return _interpret(outs, trunc, parent_timeout, wall, proc.returncode,
-                          namespaces=prefix is not None, audit_hook=audit_hook)
+        return _interpret(outs, trunc, parent_timeout, wall, proc.returncode, plan, nonce=nonce, oom=oom)
     finally:
-        for fd in (status_r, status_w):
+        for fd in (status_r, status_w, cfg_r, cfg_w):
             if fd >= 0:
                 os.close(fd)
+        if cgroup is not None:
+            cgroup.remove()
         _rmtree(workdir)
 
 
@@ -330,7 +401,7 @@ def _kill_session(proc: subprocess.Popen[bytes]) -> None:
 
 def _interpret(
     outs: dict[str, list[bytes]], trunc: dict[str, list[bool]], parent_timeout: bool, wall: float,
-    launcher_rc: int | None, *, namespaces: bool, audit_hook: bool,
+    launcher_rc: int | None, plan: _Plan, *, nonce: str, oom: bool,
 ) -> SandboxResult:
     stdout = b"".join(outs["out"]).decode("utf-8", "replace")
     stderr = b"".join(outs["err"]).decode("utf-8", "replace")
@@ -343,32 +414,37 @@ def _interpret(
         st: dict[str, Any] = json.loads(line[-1]) if line else {}
     except json.JSONDecodeError:
         st = {}
-    layers = list(st.get("layers", []))
-    if namespaces:
-        layers = ["net-namespace", "mount-namespace", "ipc-uts-namespaces", *layers]
-    if audit_hook:
-        layers.append("audit-hook")
-    isolation = (*layers, "empty-env", "temp-cwd")
+    isolation = plan.layers
+
+    def result(status: str, rc: int | None, dur: float, reason: str) -> SandboxResult:
+        return SandboxResult(status, stdout, stderr, rc, dur, reason, isolation, plan.level)
+
     if not st:
         if parent_timeout:
-            return SandboxResult("timeout", stdout, stderr, None, wall, "deadline exceeded", isolation)
-        return SandboxResult("error", stdout, stderr, launcher_rc, wall,
-                             f"sandbox supervisor ended without a status (exit {launcher_rc})", isolation)
+            return result("timeout", None, wall, "deadline exceeded")
+        setup = [ln for ln in stderr.splitlines() if "evalsuite sandbox setup failed" in ln]
+        why = setup[-1] if setup else f"sandbox supervisor ended without a status (exit {launcher_rc})"
+        return result("error", launcher_rc, wall, why)
     rc = st.get("returncode")
     dur = float(st.get("duration", wall))
     if st.get("timed_out"):
-        return SandboxResult("timeout", stdout, stderr, rc, dur, "deadline exceeded", isolation)
-    if rc == 0:
-        return SandboxResult("passed", stdout, stderr, 0, dur, "", isolation)
+        return result("timeout", rc, dur, "deadline exceeded")
     if rc == _SETUP_FAILED and "evalsuite sandbox setup failed" in stderr:
-        return SandboxResult("error", stdout, stderr, rc, dur, stderr.strip().splitlines()[-1], isolation)
+        return result("error", rc, dur, stderr.strip().splitlines()[-1])
+    if oom:
+        return result("killed", rc, dur, "memory limit of the run exceeded (cgroup)")
+    if rc == 0 and secrets.compare_digest(str(st.get("done", "")), nonce):
+        return result("passed", 0, dur, "")
+    if rc == 0:
+        return result("failed", 0, dur, "exited before the end of the program/tests (exit status 0 without the "
+                                        "harness's completion report)")
     if rc is not None and rc < 0:
         sig = -rc
         reason = _SIGNAL_REASONS.get(sig, f"killed by signal {sig}")
-        return SandboxResult("killed", stdout, stderr, rc, dur, reason, isolation)
+        return result("killed", rc, dur, reason)
     last = next((ln for ln in reversed(stderr.strip().splitlines()) if ln.strip()), "")
     reason = "memory limit exceeded (MemoryError)" if "MemoryError" in last else last[:200]
-    return SandboxResult("failed", stdout, stderr, rc, dur, reason or f"exit status {rc}", isolation)
+    return result("failed", rc, dur, reason or f"exit status {rc}")
 
 
 def build_program(

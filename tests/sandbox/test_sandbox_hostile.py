@@ -1,8 +1,9 @@
 """Hostile code must be contained, reported as a failed sample, and leave the test process alive.
 
-Each attack runs in every isolation mode this machine offers: namespaces + audit hook (the default),
-namespaces alone (the kernel layers on their own, no in-process hook), and, as root, without
-namespaces (throw-away uid + rlimits + hook), the fallback for machines where unshare does not work.
+Each attack runs in every isolation level the sandbox offers (namespaces, bwrap, weak), with the audit
+hook (the default) and, for the kernel layers on their own, without it. The escapes reported in issue 12
+(signals, /proc, ptrace, network, dir_fd writes, daemons, disk, memory, audit-hook bypass) are in
+test_sandbox_escapes.py, as root and as an unprivileged user.
 """
 
 from __future__ import annotations
@@ -18,19 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.sandbox import isolation_report, run_untrusted
+from evalsuite.sandbox import run_untrusted
 
-REPORT = isolation_report()
-MODES: dict[str, dict[str, bool]] = {"default": {"audit_hook": True}}
-if REPORT["namespaces"]:
-    MODES["namespaces-only"] = {"audit_hook": False, "namespaces": True}
-if REPORT["uid_drop"]:
-    MODES["no-namespaces"] = {"audit_hook": True, "namespaces": False}
+LEVELS = ("namespaces", "bwrap", "weak")
+MODES: dict[str, dict[str, object]] = {f"{lv}": {"level": lv, "audit_hook": True} for lv in LEVELS}
+MODES |= {f"{lv}-no-hook": {"level": lv, "audit_hook": False} for lv in LEVELS}
 FAST = {"timeout_s": 3.0, "memory_mb": 256}
 
 
 @pytest.fixture(params=sorted(MODES))
-def mode(request: pytest.FixtureRequest) -> dict[str, bool]:
+def mode(request: pytest.FixtureRequest) -> dict[str, object]:
     return MODES[request.param]
 
 
@@ -106,7 +104,7 @@ def test_cannot_write_or_delete_outside(target_dir: Path, mode: dict[str, bool])
         "        action()\n"
         "    except OSError:\n"
         "        errors += 1\n"
-        "open('inside.txt', 'w').write('fine')\n"
+        "open('solution.py', 'a').write('# fine')\n"
         "print(errors)\n"
         "assert errors == 0, 'some writes were refused'\n"
     )
@@ -118,8 +116,6 @@ def test_cannot_write_or_delete_outside(target_dir: Path, mode: dict[str, bool])
 
 
 def test_no_network(mode: dict[str, bool]) -> None:
-    if not mode["audit_hook"] and mode.get("namespaces") is False:
-        pytest.skip("without a network namespace only the audit hook blocks sockets")
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -210,8 +206,8 @@ def test_cannot_escape_via_subprocess(tmp_path: Path, mode: dict[str, bool]) -> 
     assert victim.read_text() == "keep me"
 
 
-@pytest.mark.skipif(not REPORT["namespaces"], reason="needs a mount namespace")
-def test_disk_filling_is_bounded() -> None:
+@pytest.mark.parametrize("level", LEVELS)
+def test_disk_filling_is_bounded(level: str) -> None:
     code = (
         "n = 0\n"
         "try:\n"
@@ -221,10 +217,10 @@ def test_disk_filling_is_bounded() -> None:
         "except OSError:\n"
         "    print(n)\n"
     )
-    r = run_untrusted(code, max_disk_mb=16, max_file_mb=8, **FAST)
+    r = run_untrusted(code, max_disk_mb=16, max_file_mb=8, level=level, **FAST)
     assert r.passed, r.stderr
-    assert int(r.stdout) < 5  # 16 MB of 4 MB files, then "no space left"
-    assert "tmpfs-workdir" in r.isolation and "readonly-fs" in r.isolation
+    assert int(r.stdout) < 5  # 16 MB of 4 MB files, then "no space left" (or no new files at all: weak)
+    assert ("tmpfs-workdir" if level != "weak" else "no-new-files") in r.isolation
 
 
 def test_hook_refuses_starting_programs_and_ctypes() -> None:
