@@ -48,6 +48,12 @@ def test_original_model_passes_against_committed_baselines(pytester: pytest.Pyte
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0, result.stdout.str()[-3000:]
     assert outcomes["passed"] >= 40
+    # a code check names the sandbox's isolation level in its detail and as a JUnit property
+    code = [{p.get("name"): p.get("value") for p in c.iter("property")}
+            for c in ET.parse(pytester.path / "gate.xml").iter("testcase")]
+    code = [p for p in code if p.get("check") == "code"]
+    assert code and all(p["sandbox"] in {"namespaces", "bwrap"} and f"[sandbox: {p['sandbox']}]" in p["detail"]
+                        for p in code)
 
 
 def test_english_calibrated_pruning_fails_on_the_right_checks(pytester: pytest.Pytester):
