@@ -98,7 +98,13 @@ TOLERANCE_BOUNDS: dict[str, dict[str, Bounds]] = {
         "alpha": Bounds(0.0, 1.0, open_low=True, open_high=True, why="it is a significance level"),
         "max_accuracy_drop": _FRACTION,
     },
+    "reasoning": {
+        "min_ratio": Bounds(0.0, 1.0, why="above 1 an unchanged trace fails"),
+        "max_degenerate_fraction": _FRACTION,
+        "max_char_run": Bounds(1),
+    },
 }
+TOLERANCE_BOUNDS["task"] = TOLERANCE_BOUNDS["mc"]
 
 #: The largest decoding budget a case or the project may ask for: beyond it a run takes hours per
 #: prompt on CPU and no stored baseline stays reviewable (the trial's `max_new_tokens: 1e9` ran past 240 s).
@@ -199,6 +205,10 @@ class GateSettings:
     top_k_logprobs: int = 8
     # isolation level of code checks (evalsuite.sandbox.LEVELS); "weak" only by explicit choice
     sandbox: str = "strong"
+    # chat cases: template arguments for every chat case (a case's own win), e.g. {enable_thinking = false},
+    # and the reasoning style of chat cases that set none (metrics.reasoning: none, think, harmony)
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    reasoning: str = "none"
     tolerances: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_TOLERANCES))
     rootdir: Path = field(default_factory=Path.cwd)
 
@@ -293,6 +303,11 @@ def _check_setting(name: str, value: Any, *, where: str) -> None:
 
         if value not in LEVELS:
             raise SettingError(where, f"got {value!r}; choose one of {', '.join(LEVELS)}")
+    if name == "reasoning":
+        from evalsuite.metrics.reasoning import REASONING_STYLES
+
+        if value not in REASONING_STYLES:
+            raise SettingError(where, f"got {value!r}; choose one of {', '.join(REASONING_STYLES)}")
 
 
 def merge_tolerance(

@@ -283,6 +283,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     gate = gate_of(parent.config)
     if not any(file_path.resolve().is_relative_to(root) for root in suite_roots(gate.settings)):
         return None
+    from evalsuite.gate.lm_eval_tasks import is_task_yaml
+
+    if is_task_yaml(file_path):
+        return None  # an lm-eval task YAML that an `lm_eval` case names, not a prompt-case file
     return CaseFile.from_parent(parent, path=file_path)
 
 
@@ -291,6 +295,7 @@ class CaseFile(pytest.File):
 
     def collect(self):
         from evalsuite.gate.cases import load_case_file
+        from evalsuite.gate.chat import apply_project_chat_settings
 
         gate = gate_of(self.config)
         path = self.path.resolve()
@@ -302,6 +307,7 @@ class CaseFile(pytest.File):
         except EvalsuiteError as exc:
             raise self.CollectError(str(exc)) from None
         for case in cases:
+            apply_project_chat_settings(case, gate.settings)
             # compared ignoring case: the key names a baseline file, and macOS/Windows file names ignore case
             first = gate.case_files.setdefault(case.key.lower(), self.path)
             if first != self.path:

@@ -18,14 +18,15 @@ import yaml
 
 from evalsuite.config import DEFAULT_TOLERANCES, MAX_NEW_TOKENS_LIMIT, merge_tolerance
 from evalsuite.datafiles import data_digest
-from evalsuite.errors import CaseFileError, SettingError
+from evalsuite.errors import CaseFileError, EvalsuiteError, SettingError
 from evalsuite.gate.baselines import name_problem
+from evalsuite.gate.chat import conversation_problem, messages_problem
 from evalsuite.gate.checks import REGISTRY
 from evalsuite.heldout import data_path as resolve_data_path
 
 __all__ = ["Case", "load_case_file", "resolve_data_path", "KINDS"]
 
-KINDS = ("generate", "perplexity", "multiple_choice")
+KINDS = ("generate", "perplexity", "multiple_choice", "lm_eval")
 
 # field -> (type(s), kinds where allowed); "defaults:" may hold any of them except id
 _FIELDS: dict[str, tuple[tuple[type, ...], tuple[str, ...]]] = {
@@ -36,6 +37,10 @@ _FIELDS: dict[str, tuple[tuple[type, ...], tuple[str, ...]]] = {
     "language": ((str,), KINDS),
     "prompt": ((str,), ("generate",)),
     "chat": ((bool,), ("generate",)),
+    "system": ((str,), ("generate",)),
+    "messages": ((list,), ("generate",)),
+    "chat_template_kwargs": ((dict,), ("generate",)),
+    "reasoning": ((str,), ("generate",)),
     "max_new_tokens": ((int,), ("generate",)),
     "stop": ((str, list), ("generate",)),
     "reference": ((str,), ("generate",)),
@@ -44,7 +49,9 @@ _FIELDS: dict[str, tuple[tuple[type, ...], tuple[str, ...]]] = {
     "entry_point": ((str,), ("generate",)),
     "keywords": ((list,), ("generate",)),
     "data": ((str,), ("perplexity", "multiple_choice")),
-    "limit": ((int,), ("perplexity", "multiple_choice")),
+    "limit": ((int,), ("perplexity", "multiple_choice", "lm_eval")),
+    "task": ((str,), ("lm_eval",)),
+    "metric": ((str,), ("lm_eval",)),
     "checks": ((dict,), KINDS),
 }
 
@@ -71,6 +78,12 @@ def _identifier(value: str) -> str | None:
     return None if value.isidentifier() else f"must be a Python function name, got {value!r}"
 
 
+def _reasoning_style(value: str) -> str | None:
+    from evalsuite.metrics.reasoning import REASONING_STYLES
+
+    return None if value in REASONING_STYLES else f"must be one of {', '.join(REASONING_STYLES)}, got {value!r}"
+
+
 #: field -> rule on a value of the right type (None = fine, else what is wrong); fields not listed
 #: need only their type. A new field with a range or meaning to check adds one line here.
 _RULES: dict[str, Callable[[Any], str | None]] = {
@@ -79,6 +92,8 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "answer": _expected_text,
     "reference": _expected_text,
     "entry_point": _identifier,
+    "messages": messages_problem,
+    "reasoning": _reasoning_style,
 }
 
 
@@ -95,6 +110,10 @@ class Case:
     description: str = ""
     prompt: str = ""
     chat: bool = False
+    system: str = ""  # chat cases: the system prompt, `messages`: earlier turns, the prompt is the last user turn
+    messages: list[dict[str, str]] = field(default_factory=list)
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    reasoning: str | None = None  # how a reasoning trace is split off (metrics.reasoning); None = not set
     max_new_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
     reference: str | None = None
@@ -104,6 +123,8 @@ class Case:
     keywords: list[str] = field(default_factory=list)
     data: str | None = None
     limit: int | None = None
+    task: str | None = None  # lm_eval: a registered task name or a task YAML relative to the case file
+    metric: str | None = None  # lm_eval: the per-item 0/1 metric to pair (default: the task's first such)
     # check name -> effective tolerance (defaults merged with the case's overrides)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -116,14 +137,24 @@ class Case:
     def generative(self) -> bool:
         return self.kind == "generate"
 
-    def content_hash(self, max_new_tokens: int) -> str:
+    def content_hash(self, max_new_tokens: int, *, rendered: str | None = None) -> str:
         """Hash of what decides the baseline's content: prompt, decoding budget, references, data.
 
-        Tolerances, keywords, domain and description are left out on purpose: tightening a check
-        must not invalidate a recorded baseline.
+        ``rendered`` is the prompt as the model reads it (chat template applied), so a changed template
+        or template argument makes a chat case's baseline stale. Tolerances, keywords, domain and
+        description are left out on purpose: tightening a check must not invalidate a recorded baseline.
         """
         payload: dict[str, Any] = {"kind": self.kind}
-        if self.generative:
+        chat_fields = {"system": self.system, "messages": self.messages,
+                       "chat_template_kwargs": self.chat_template_kwargs, "reasoning": self.reasoning,
+                       "rendered": rendered}
+        payload.update({k: v for k, v in chat_fields.items() if v})  # absent when unset: older hashes hold
+        if self.kind == "lm_eval":
+            from evalsuite.gate.lm_eval_tasks import task_config, task_hash
+
+            config = task_config(self.task or "", self.file.parent)
+            payload.update(limit=self.limit, metric=self.metric, **task_hash(config))
+        elif self.generative:
             payload.update(
                 prompt=self.prompt,
                 chat=self.chat,
@@ -187,7 +218,13 @@ def _build_case(
     for name in ("domain", "language", "description", "prompt", "reference", "entry_point", "data"):
         if name in raw:
             setattr(case, name, raw[name])
-    case.chat = raw.get("chat", False)
+    for name in ("system", "messages", "chat_template_kwargs", "reasoning", "task", "metric"):
+        if name in raw:
+            setattr(case, name, raw[name])
+    chat_fields = [n for n in ("system", "messages", "chat_template_kwargs", "reasoning") if n in raw]
+    if chat_fields and raw.get("chat") is False:
+        raise _fail(path, cid, "chat", f"is false, but {', '.join(chat_fields)} only apply to chat-template prompts")
+    case.chat = raw.get("chat", bool(chat_fields))
     case.max_new_tokens = raw.get("max_new_tokens")
     case.limit = raw.get("limit")
     if "answer" in raw:
@@ -199,12 +236,24 @@ def _build_case(
     if not case.domain:
         raise _fail(path, cid, "domain", "is required (e.g. translation, reasoning, code, knowledge)")
     if kind == "generate":
-        if not case.prompt.strip():
-            raise _fail(path, cid, "prompt", "is required and must not be empty")
+        if not case.prompt.strip() and not case.messages:
+            raise _fail(path, cid, "prompt", "is required and must not be empty (or give the turns as `messages`)")
+        problem = conversation_problem(case) if case.chat else None
+        if problem:
+            raise _fail(path, cid, "messages", problem)
         if not case.language:
             raise _fail(path, cid, "language", "is required: the language the response should be in")
         if case.entry_point and not case.tests:
             raise _fail(path, cid, "entry_point", "needs `tests` (assert lines) to run against")
+    elif kind == "lm_eval":
+        if not case.task:
+            raise _fail(path, cid, "task", "an lm_eval case needs `task`: a registered lm-eval task or a task YAML")
+        from evalsuite.gate.lm_eval_tasks import task_config
+
+        try:
+            task_config(case.task, path.parent)
+        except EvalsuiteError as exc:
+            raise _fail(path, cid, "task", str(exc)) from None
     elif not case.data:
         raise _fail(path, cid, "data", f"a {kind} case needs `data`: a JSONL file (or heldout:NAME.jsonl)")
     case.checks = _case_checks(path, case, raw.get("checks") or {}, tolerances)

@@ -310,13 +310,33 @@ def check_mc(x: CheckInput) -> CheckOutcome:
     )
 
 
+def check_reasoning(x: CheckInput) -> CheckOutcome:
+    """The reasoning trace, split off before the answer checks, judged on its own (metrics.reasoning)."""
+    from evalsuite.metrics.reasoning import ReasoningSplit
+    from evalsuite.metrics.reasoning import check_reasoning as metric
+
+    stored = x.baseline_metrics["reasoning"]  # {"trace", "closed"}: see baseline_metrics
+    base = ReasoningSplit(stored["trace"], x.baseline_text, bool(stored["closed"]))
+    new = x.new_values["reasoning"]
+    result = metric(new, base, **_kw(x.tolerance, "min_ratio", "max_degenerate_fraction", "max_char_run"))
+    return x.verdict(
+        result.passed,
+        len(base.reasoning),
+        len(new.reasoning),
+        f"trace >= {x.tolerance.get('min_ratio')} x baseline chars, not degenerate, ended when the baseline's did",
+        result.detail,
+        {"baseline_reasoning": base.reasoning, "new_reasoning": new.reasoning},
+    )
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     """One check: everything the settings, the case parser and the runner need to know about it.
 
     ``needs`` names what the runner must compute for it: "text" (the greedy responses only), "kl_rows"
     (teacher-forced log-probs of the baseline response), "code" (a sandbox run of the response),
-    "rolling" (rolling log-likelihood of documents) or "mc" (multiple-choice log-likelihoods).
+    "rolling" (rolling log-likelihood of documents), "mc" (multiple-choice log-likelihoods) or "lm_eval"
+    (an lm-eval task run on the model, per-item outcomes).
     ``applies`` says whether a case of its kind runs the check by default; ``requires`` says why not.
     """
 
@@ -369,6 +389,15 @@ REGISTRY: dict[str, CheckSpec] = {spec.name: spec for spec in (
     # says the new model is worse (p < alpha) or accuracy fell by more than max_accuracy_drop
     CheckSpec("mc", "discriminative", {"alpha": 0.05, "max_accuracy_drop": 0.1}, check_mc, needs="mc",
               applies=lambda case: case.kind == "multiple_choice"),
+    # reasoning (metrics.reasoning): the reasoning trace of a case with a `reasoning` style must not vanish,
+    # shrink below min_ratio x the baseline's, collapse into loops / runs or run out of budget inside it,
+    # unless the baseline's did too (the answer checks see the answer only)
+    CheckSpec("reasoning", "generative", {"min_ratio": 0.5, "max_degenerate_fraction": 0.2, "max_char_run": 25},
+              check_reasoning, applies=lambda case: _generative(case) and case.reasoning not in (None, "none"),
+              requires="needs a `reasoning` style (think, harmony)"),
+    # task (an lm-eval task, gate.lm_eval_tasks): the mc check's paired McNemar test on its per-item outcomes
+    CheckSpec("task", "discriminative", {"alpha": 0.05, "max_accuracy_drop": 0.1}, check_mc, needs="lm_eval",
+              applies=lambda case: case.kind == "lm_eval"),
 )}
 
 #: name -> check function (the registry's functions, for callers that only run checks)
@@ -395,9 +424,12 @@ def _distinct2(text: str) -> float:
     return float(distinct_n(tokenize(text), 2))
 
 
-def baseline_metrics(case: Case, text: str) -> dict[str, Any]:
-    """Metric values of the baseline response, stored with it so a refresh shows up in the diff."""
+def baseline_metrics(case: Case, text: str, reasoning: Any = None) -> dict[str, Any]:
+    """Metric values of the baseline response (its answer), stored with it so a refresh shows up in the
+    diff; with a reasoning style, the trace (a ReasoningSplit) too, for the reasoning check."""
     values: dict[str, Any] = {"chars": len(text), "distinct_2": _round(_distinct2(text))}
+    if reasoning is not None:
+        values["reasoning"] = {"trace": reasoning.reasoning, "closed": reasoning.closed}
     if case.reference:
         values["chrf"] = _round(_chrf(text, case.reference))
     if case.answer is not None:

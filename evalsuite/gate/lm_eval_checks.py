@@ -28,7 +28,7 @@ import math
 import os
 import random
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,7 @@ __all__ = [
     "mc_accuracy",
     "mc_per_item",
     "perplexity_per_doc",
+    "run_lm_eval",
     "token_perplexity",
     "word_perplexity",
 ]
@@ -250,17 +251,21 @@ def _isolated() -> Iterator[None]:
         torch.set_rng_state(rng[2])
 
 
-def _run_task(
+def run_lm_eval(
     model: Any,
     tokenizer: Any,
-    template: dict[str, Any],
-    records: list[dict[str, Any]],
+    load: Callable[[Any], dict[str, Any]],
     *,
     batch_size: int,
-    max_length: int | None,
-    add_bos_token: bool | None,
-) -> tuple[list[dict[str, Any]], Any]:
-    """Run one local task and return lm-eval's per-sample log (sorted by doc_id) and the HFLM used."""
+    max_length: int | None = None,
+    add_bos_token: bool | None = None,
+    limit: int | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """Run lm-eval on the in-memory model, offline and without side effects on the process.
+
+    ``load`` gets lm-eval's ``TaskManager`` class and returns ``TaskManager.load(...)``'s task dict (it
+    decides which folders are indexed). Returns lm-eval's results (with per-sample logs) and the HFLM used.
+    """
     evaluate, HFLM, TaskManager = _lm_eval()
 
     if batch_size < 1:
@@ -277,18 +282,36 @@ def _run_task(
                 max_length=max_length,
                 add_bos_token=add_bos_token,
             )
-            with _task_folder(template, records) as folder:
-                # Only our folder is indexed: indexing lm-eval's ~14k built-in task names costs
-                # 14-25 s on 2 busy cores; ours costs < 1 ms.
-                manager = TaskManager(include_path=str(folder), include_defaults=False)
-                loaded = manager.load([template["task"]])
-                for task in loaded["tasks"].values():
-                    task.set_fewshot_seed(seed=None)
-                # evaluate(), not simple_evaluate(): the latter reseeds the global python/numpy/torch
-                # RNGs and shells out for git and environment info; a test run wants none of that.
-                out = evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=True)
+            loaded = load(TaskManager)
+            for task in loaded["tasks"].values():
+                task.set_fewshot_seed(seed=None)
+            # evaluate(), not simple_evaluate(): the latter reseeds the global python/numpy/torch
+            # RNGs and shells out for git and environment info; a test run wants none of that.
+            out = evaluate(lm=lm, task_dict=loaded, limit=limit, bootstrap_iters=0, log_samples=True)
     finally:
         model.train(was_training)
+    return out, lm
+
+
+def _run_task(
+    model: Any,
+    tokenizer: Any,
+    template: dict[str, Any],
+    records: list[dict[str, Any]],
+    *,
+    batch_size: int,
+    max_length: int | None,
+    add_bos_token: bool | None,
+) -> tuple[list[dict[str, Any]], Any]:
+    """Run one generated local task and return lm-eval's per-sample log (sorted by doc_id) and the HFLM."""
+    with _task_folder(template, records) as folder:
+        # Only our folder is indexed: indexing lm-eval's ~14k built-in task names costs
+        # 14-25 s on 2 busy cores; ours costs < 1 ms.
+        out, lm = run_lm_eval(
+            model, tokenizer,
+            lambda manager: manager(include_path=str(folder), include_defaults=False).load([template["task"]]),
+            batch_size=batch_size, max_length=max_length, add_bos_token=add_bos_token,
+        )
     samples = sorted(out["samples"][template["task"]], key=lambda s: s["doc_id"])
     if [s["doc"]["id"] for s in samples] != [r["id"] for r in records]:
         raise RuntimeError("lm-eval's per-sample log does not line up with the documents it was given")

@@ -20,6 +20,7 @@ from evalsuite.errors import BaselineError
 from evalsuite.gate.cases import Case
 from evalsuite.gate.checks import REGISTRY, code_program
 from evalsuite.gate.lm_eval_checks import mc_accuracy, token_perplexity
+from evalsuite.gate.lm_eval_tasks import task_values
 from evalsuite.heldout import case_rows
 
 __all__ = ["WorkPlan", "build_plan", "execute", "needs_of"]
@@ -39,10 +40,11 @@ class WorkPlan:
     rolling: dict[str, list[str]] = field(default_factory=dict)
     mc: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     code: dict[str, Case] = field(default_factory=dict)  # run in the sandbox after generation
+    lm_eval: dict[str, Case] = field(default_factory=dict)  # lm-eval task cases, one task run each
     top_k: int = 0  # > 0 when recording: generation also returns the top-k log-probs per new token
 
     def __len__(self) -> int:
-        return len(self.generate) + len(self.score) + len(self.rolling) + len(self.mc)
+        return len(self.generate) + len(self.score) + len(self.rolling) + len(self.mc) + len(self.lm_eval)
 
 
 def build_plan(
@@ -75,6 +77,8 @@ def build_plan(
             plan.rolling[case.key] = [row["text"] for row in case_rows(case)]
         elif "mc" in needs:
             plan.mc[case.key] = case_rows(case)
+        elif "lm_eval" in needs:
+            plan.lm_eval[case.key] = case
     return plan
 
 
@@ -114,11 +118,13 @@ def _mc_values(items: list[Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def execute(
-    plan: WorkPlan, backend: Backend, *, top_k: int, timing: Any, sandbox: str = "strong"
+    plan: WorkPlan, backend: Backend, *, top_k: int, timing: Any, sandbox: str = "strong",
+    answer: Callable[[Case, Any], str] = lambda case, gen: gen.text,
 ) -> dict[tuple[str, str], Any]:
     """Run the plan: one backend call per request type. Returns {(case key, what): value} with what in
     gen (Generation), kl_rows, code (sandbox result, at isolation level ``sandbox``), disc (perplexity /
-    MC values)."""
+    MC / lm-eval task values). ``answer`` gives the part of a response the checks judge (a reasoning
+    trace split off)."""
     results: dict[tuple[str, str], Any] = {}
     if plan.generate:
         keys = list(plan.generate)
@@ -134,7 +140,7 @@ def execute(
         timing.score_s += time.perf_counter() - start
         results.update({(k, "kl_rows"): _with_tail(s.gathered) for k, s in zip(keys, scores, strict=True)})
     for key, case in plan.code.items():
-        results[(key, "code")] = run_code(case, results[(key, "gen")].text, level=sandbox)
+        results[(key, "code")] = run_code(case, answer(case, results[(key, "gen")]), level=sandbox)
     for kind, requests, call, summary in (
         ("perplexity", plan.rolling, backend.loglikelihood_rolling, _perplexity_values),
         ("multiple_choice", plan.mc, backend.multiple_choice, _mc_values),
@@ -147,6 +153,10 @@ def execute(
         timing.extra[kind] = timing.extra.get(kind, 0.0) + time.perf_counter() - start
         for key, mine in _split(keys, [len(requests[k]) for k in keys], flat).items():
             results[(key, "disc")] = summary(mine, requests[key])
+    for key, case in plan.lm_eval.items():
+        start = time.perf_counter()
+        results[(key, "disc")] = task_values(backend, case)
+        timing.extra["lm_eval"] = timing.extra.get("lm_eval", 0.0) + time.perf_counter() - start
     return results
 
 

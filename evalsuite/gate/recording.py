@@ -23,16 +23,20 @@ def _rounded(values: list[float]) -> list[float]:
     return [round(v, LOGPROB_DIGITS) for v in values]
 
 
-def generative_payload(case: Case, gen: Any, code: dict[str, Any] | None, engine: dict[str, Any]) -> dict[str, Any]:
-    """A generative case's baseline: the response, its ids, its top-k log-probs and metric values."""
-    metrics = baseline_metrics(case, gen.text)
+def generative_payload(
+    case: Case, gen: Any, code: dict[str, Any] | None, engine: dict[str, Any], *, prompt: str, answer: Any
+) -> dict[str, Any]:
+    """A generative case's baseline: the prompt as the model read it (chat template applied), the
+    answer (`response`, a reasoning trace split off into the metrics), its ids, top-k log-probs and
+    metric values. ``answer`` is the response's ReasoningSplit."""
+    metrics = baseline_metrics(case, answer.answer, answer if "reasoning" in case.checks else None)
     if code is not None:
         metrics.update(code)
     sc = gen.scores
     return {
         "kind": case.kind,
-        "prompt": case.prompt,
-        "response": gen.text,
+        "prompt": prompt,
+        "response": answer.answer,
         "finish": gen.finish,
         "prompt_ids": gen.prompt_ids,
         "response_ids": gen.token_ids,

@@ -18,11 +18,13 @@ from evalsuite.config import GateSettings, key_hash
 from evalsuite.errors import BaselineError, EvalsuiteError
 from evalsuite.gate.baselines import BaselineStore, StoredBaseline
 from evalsuite.gate.cases import Case
+from evalsuite.gate.chat import RenderedPrompt, render_case, split_response
 from evalsuite.gate.checks import CheckInput, run_check
 from evalsuite.gate.models import ActiveModel, ModelSession, Timing, Variant, portable_path
 from evalsuite.gate.outcome import CheckOutcome, describe_record
 from evalsuite.gate.plan import build_plan, execute
 from evalsuite.gate.recording import generative_payload, write_baseline
+from evalsuite.metrics.reasoning import ReasoningSplit
 
 __all__ = ["Gate", "Variant", "ActiveModel", "describe_record"]
 
@@ -44,7 +46,8 @@ class Gate:
         self._baselines: dict[str, StoredBaseline | BaselineError] = {}
         self._recorded = False
         self._results: dict[str, dict[tuple[str, str], Any]] = {}  # active.key -> {(case key, what): value}
-        self._prompts: dict[tuple[int, str], list[int]] = {}  # (tokenizer id, case key) -> prompt ids
+        self._rendered: dict[tuple[int, str], tuple[Any, RenderedPrompt]] = {}  # (id(tokenizer), case key)
+        self._tokenizer = None  # the base tokenizer when the base model itself is not loaded
         self._backends: dict[str, Backend] = {}
         self.variants = self._variants()
 
@@ -67,7 +70,35 @@ class Gate:
         return case.max_new_tokens or self.settings.max_new_tokens
 
     def case_hash(self, case: Case) -> str:
-        return case.content_hash(self.settings.max_new_tokens)
+        """The case's content hash; a chat case's covers its prompt as the base tokenizer renders it."""
+        rendered = self.rendered(self._base_tokenizer(), case).text if case.chat else None
+        return case.content_hash(self.settings.max_new_tokens, rendered=rendered)
+
+    def rendered(self, tokenizer: Any, case: Case) -> RenderedPrompt:
+        """The case's prompt as ``tokenizer`` renders it (chat template, template arguments), once; every
+        backend then gets these ids."""
+        key = (id(tokenizer), case.key)
+        if key not in self._rendered:  # the tokenizer is kept with its result, so its id is not reused
+            self._rendered[key] = (tokenizer, render_case(tokenizer, case, template_kwargs=case.chat_template_kwargs))
+        return self._rendered[key][1]
+
+    def _base_tokenizer(self) -> Any:
+        """The base model's tokenizer; rendering a prompt for its hash needs no weights loaded."""
+        base = self.models.loaded_base
+        if base is not None:
+            return base.tokenizer
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(
+                self.models.base_path(), trust_remote_code=self.settings.trust_remote_code, local_files_only=True
+            )
+        return self._tokenizer
+
+    def answer(self, active: ActiveModel, case: Case, gen: Any) -> ReasoningSplit:
+        """A response's answer (what the answer checks judge) and reasoning trace (the reasoning check)."""
+        prompt = self.rendered(active.tokenizer, case).text
+        return split_response(active.tokenizer, case, gen.token_ids, gen.text, prompt)
 
     # -- models ----------------------------------------------------------------------------------
     def base(self):
@@ -139,13 +170,8 @@ class Gate:
         return found
 
     def prompt_ids(self, active: ActiveModel, case: Case) -> list[int]:
-        """The case's prompt as token ids, encoded once per tokenizer."""
-        from evalsuite.model.generation import encode_prompt
-
-        key = (id(active.tokenizer), case.key)
-        if key not in self._prompts:
-            self._prompts[key] = encode_prompt(active.tokenizer, case.prompt, chat=case.chat)
-        return self._prompts[key]
+        """The case's prompt as token ids, rendered once per tokenizer."""
+        return self.rendered(active.tokenizer, case).ids
 
     def record(self) -> list[Path]:
         """Record baselines of the base model for every registered case (update mode only)."""
@@ -168,11 +194,13 @@ class Gate:
         plan = build_plan(cases, prompt_ids=lambda c: self.prompt_ids(active, c), budget=self.budget,
                           baseline=None, top_k=self.settings.top_k_logprobs)
         results = execute(plan, backend, top_k=self.settings.top_k_logprobs, timing=self.timing,
-                          sandbox=self.settings.sandbox)
+                          sandbox=self.settings.sandbox, answer=lambda c, g: self.answer(active, c, g).answer)
         for case in cases:
             if case.generative:
-                payload = generative_payload(case, results[(case.key, "gen")], results.get((case.key, "code")),
-                                             engine)
+                gen = results[(case.key, "gen")]
+                payload = generative_payload(case, gen, results.get((case.key, "code")), engine,
+                                             prompt=self.rendered(active.tokenizer, case).text,
+                                             answer=self.answer(active, case, gen))
             else:
                 payload = {"kind": case.kind, "data": case.data, "metrics": results[(case.key, "disc")],
                            "engine": engine}
@@ -195,7 +223,7 @@ class Gate:
             plan = build_plan(todo, prompt_ids=lambda c: self.prompt_ids(active, c), budget=self.budget,
                               baseline=self.baseline)
             done.update(execute(plan, self.backend(active), top_k=self.settings.top_k_logprobs, timing=self.timing,
-                                sandbox=self.settings.sandbox))
+                                sandbox=self.settings.sandbox, answer=lambda c, g: self.answer(active, c, g).answer))
             done.update({(c.key, "planned"): True for c in todo})
         return done
 
@@ -222,7 +250,9 @@ class Gate:
         if case.generative:
             self._check_tokenization(active, case, stored)
             results = self._work(active, case)
-            x.baseline_text, x.new_text = stored.response, results[(case.key, "gen")].text
+            split = self.answer(active, case, results[(case.key, "gen")])
+            x.baseline_text, x.new_text = stored.response, split.answer
+            x.new_values["reasoning"] = split
             x.baseline_logprobs = stored.logprobs
             x.new_values["kl_rows"] = results.get((case.key, "kl_rows"))
             x.new_values.update(results.get((case.key, "code"), {}))
