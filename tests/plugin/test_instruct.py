@@ -62,3 +62,76 @@ def test_unknown_suite_names_the_built_in_ones(pytester: pytest.Pytester):
     result = pytester.runpytest("-m", "evalsuite", "--evalsuite-suite", "instrukt")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*suite 'instrukt' not found*built-in: instruct*"])
+
+
+CHAT_SUITE = """
+defaults: {domain: chat, language: en, max_new_tokens: 120, reasoning: think}
+cases:
+  - id: two-plus-two
+    prompt: what is two plus two
+    answer: four
+  - id: red-fruit
+    prompt: name a red fruit
+    answer: apple
+  - id: spanish-off
+    prompt: say hello in spanish
+    chat_template_kwargs: {enable_thinking: false}
+"""
+
+
+@pytest.fixture
+def chat_project(pytester: pytest.Pytester, chat_moe_path: Path) -> pytest.Pytester:
+    pytester.makefile(".toml", pyproject=f'[tool.evalsuite]\nmodel = "{chat_moe_path}"\nsuites = ["chat"]\n')
+    (pytester.path / "prompts" / "chat").mkdir(parents=True)
+    (pytester.path / "prompts" / "chat" / "think.yaml").write_text(CHAT_SUITE, encoding="utf-8")
+    return pytester
+
+
+def _baseline(project: pytest.Pytester, case: str) -> dict:
+    return json.loads(next((project.path / "baselines").rglob(f"{case}.json")).read_text())
+
+
+def test_reasoning_trace_is_split_off_stored_and_checked(chat_project: pytest.Pytester, short_trace_moe_path: Path):
+    chat_project.runpytest("--evalsuite-update-baselines").assert_outcomes(passed=23)
+    on, off = _baseline(chat_project, "two-plus-two"), _baseline(chat_project, "spanish-off")
+    # the rendered prompt is stored: thinking on leaves the trace to the model, off closes it in the prompt
+    assert on["prompt"] == "<|im_start|>user\nwhat is two plus two<|im_end|>\n<|im_start|>assistant\n"
+    assert off["prompt"].endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    # the answer checks see the answer only; the trace is kept for the reasoning check
+    assert on["response"] == "the answer is four"
+    assert on["metrics"]["reasoning"] == {
+        "trace": "add two and two: count up from two by two steps, that gives four", "closed": True}
+    assert off["response"] == "hello is hola" and off["metrics"]["reasoning"]["trace"] == ""
+    # the original passes against itself
+    chat_project.runpytest("-m", "evalsuite").assert_outcomes(passed=23)
+    # a model with the same answers but traces cut to 30%: only the reasoning check (and the logits) notice
+    result = chat_project.runpytest("-m", "evalsuite", f"--evalsuite-compressed={short_trace_moe_path}", "-rf")
+    out = result.stdout.str()
+    label = f"ckpt:{short_trace_moe_path.name}"
+    for case in ("two-plus-two", "red-fruit"):
+        assert f"FAILED prompts/chat/think.yaml::{case}::reasoning[{label}]" in out
+        for check in ("answer", "length_ratio", "content", "collapse"):
+            assert f"{case}::{check}[{label}]" not in out, (case, check)
+    assert "the reasoning trace shrank to" in out
+    assert "spanish-off::reasoning" not in out  # thinking off: no trace on either side, nothing to compare
+
+
+def test_changing_a_template_argument_makes_the_baseline_stale(chat_project: pytest.Pytester):
+    chat_project.runpytest("--evalsuite-update-baselines", "-k", "two-plus-two").assert_outcomes(passed=8)
+    # the project switches thinking off for every chat case: the rendered prompt changed
+    pyproject = chat_project.path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\nchat_template_kwargs = {enable_thinking = false}\n")
+    result = chat_project.runpytest("-m", "evalsuite", "-k", "two-plus-two")
+    result.assert_outcomes(failed=8)
+    result.stdout.fnmatch_lines(["*stale baseline*two-plus-two.json: the case changed*"])
+
+
+def test_project_reasoning_setting_applies_to_chat_cases_without_one(chat_project: pytest.Pytester):
+    suite = chat_project.path / "prompts" / "chat" / "think.yaml"
+    suite.write_text(CHAT_SUITE.replace("reasoning: think", "chat: true"), encoding="utf-8")
+    result = chat_project.runpytest("-m", "evalsuite", "--collect-only", "-q")
+    assert "two-plus-two::reasoning" not in result.stdout.str()
+    pyproject = chat_project.path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\nreasoning = "think"\n')
+    result = chat_project.runpytest("-m", "evalsuite", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["prompts/chat/think.yaml::two-plus-two::reasoning[[]base[]]"])
