@@ -9,7 +9,8 @@ the same containment applies in every isolation level, including "weak" (no name
     the work dir, reads only of the system and the interpreter, no TCP bind/connect, no signals and no
     ptrace (which also guards /proc/<pid>/environ and /proc/<pid>/mem) towards any process outside the
     sandbox's own domain;
-  * seccomp (x86_64): no sockets other than AF_UNIX (so no UDP/raw either), no ptrace,
+  * seccomp (x86_64): no socket() at all (no UDP/raw, and no UNIX-socket connection to a host daemon
+    such as docker.sock or D-Bus, which Landlock does not cover; socketpair() still works), no ptrace,
     process_vm_*, pidfd_send_signal/pidfd_getfd, no mounts, namespaces, io_uring, bpf, keyrings,
     modules; x32 and foreign-architecture system calls are refused.
 """
@@ -119,17 +120,16 @@ def landlock_layers(abi):
 # -- seccomp ----------------------------------------------------------------------------------------
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _X32_BIT = 0x40000000
-_AF_UNIX = 1
 _CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
-# x86_64 numbers: ptrace, syslog, personality, chroot, acct, mount, umount2, swapon, swapoff, reboot,
+# x86_64 numbers: socket, ptrace, syslog, personality, chroot, acct, mount, umount2, swapon, swapoff, reboot,
 # pivot_root, init/delete_module, quotactl, add_key, request_key, keyctl, kexec_load, unshare,
 # perf_event_open, name_to_handle_at, open_by_handle_at, setns, process_vm_readv/writev, kcmp,
 # finit_module, kexec_file_load, bpf, userfaultfd, pidfd_send_signal, io_uring_*, open_tree,
 # move_mount, fsopen, fsconfig, fsmount, fspick, pidfd_getfd, mount_setattr.
-_DENY_X86_64 = (101, 103, 135, 161, 163, 165, 166, 167, 168, 169, 155, 175, 176, 179, 248, 249, 250, 246,
+_DENY_X86_64 = (41, 101, 103, 135, 161, 163, 165, 166, 167, 168, 169, 155, 175, 176, 179, 248, 249, 250, 246,
                 272, 298, 303, 304, 308, 310, 311, 312, 313, 320, 321, 323, 424, 425, 426, 427, 428, 429,
                 430, 431, 432, 433, 438, 442)
-_SYS_SOCKET, _SYS_CLONE, _SYS_CLONE3 = 41, 56, 435
+_SYS_CLONE, _SYS_CLONE3 = 56, 435
 _RET_ALLOW, _RET_KILL = 0x7FFF0000, 0x80000000
 _EPERM, _ENOSYS = 1, 38
 
@@ -152,8 +152,6 @@ def _program():
     out += [_insn(jeq, 0, 1, _SYS_CLONE3), _insn(ret, 0, 0, _errno(_ENOSYS))]
     out += [_insn(jeq, 0, 3, _SYS_CLONE), _insn(ld, 0, 0, 16), _insn(jset, 0, 1, _CLONE_NS_FLAGS),
             _insn(ret, 0, 0, _errno(_EPERM)), _insn(ld, 0, 0, 0)]
-    out += [_insn(jeq, 0, 3, _SYS_SOCKET), _insn(ld, 0, 0, 16), _insn(jeq, 1, 0, _AF_UNIX),
-            _insn(ret, 0, 0, _errno(_EPERM))]
     out.append(_insn(ret, 0, 0, _RET_ALLOW))
     return b"".join(out)
 

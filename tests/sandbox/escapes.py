@@ -73,6 +73,7 @@ class Context:
     victim: subprocess.Popen[bytes]
     tcp: socket.socket
     udp: socket.socket
+    unix: socket.socket
     shared: Path
     arrived: list[str]
 
@@ -87,6 +88,12 @@ def context(shared: Path) -> Iterator[Context]:
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     udp.settimeout(0.1)
+    # a host daemon's UNIX socket (docker.sock, the D-Bus system bus, ...), open to every uid
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(shared / "daemon.sock"))
+    os.chmod(shared / "daemon.sock", 0o777)
+    unix.listen(8)
+    unix.settimeout(0.1)
     arrived: list[str] = []
     stop = threading.Event()
 
@@ -103,16 +110,23 @@ def context(shared: Path) -> Iterator[Context]:
                 arrived.append("udp")
             except OSError:
                 pass
+            try:
+                conn, _ = unix.accept()
+                arrived.append("unix")
+                conn.close()
+            except OSError:
+                pass
 
     t = threading.Thread(target=listen, daemon=True)
     t.start()
     try:
-        yield Context(victim, tcp, udp, shared, arrived)
+        yield Context(victim, tcp, udp, unix, shared, arrived)
     finally:
         stop.set()
         t.join(timeout=2)
         tcp.close()
         udp.close()
+        unix.close()
         victim.kill()
         victim.wait()
 
@@ -185,7 +199,11 @@ def attack_network(ctx: Context, level: str) -> tuple[bool, str]:
         f"    socket.create_connection(('127.0.0.1', {tcp_port}), timeout=1).sendall(b'leak')\n"
         "def udp():\n"
         f"    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'leak', ('127.0.0.1', {udp_port}))\n"
-        "for f in (tcp, udp):\n"
+        "def unix():\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        f"    s.connect({str(ctx.shared / 'daemon.sock')!r})\n"
+        "    s.sendall(b'leak')\n"
+        "for f in (tcp, udp, unix):\n"
         "    try:\n"
         "        f(); out.append('sent')\n"
         "    except OSError as e:\n"
