@@ -252,14 +252,15 @@ def _plan(level: str, *, timeout_s: float, memory_mb: int, max_processes: int, m
         nproc = process_bound(mem, max_processes)
         layers.append(f"memory-bound:{nproc}x{mem}MB")
     # Without a sized tmpfs the disk is bounded by the files that exist (no new ones) x RLIMIT_FSIZE.
-    file_mb = max_file_mb if level != "weak" else max(1, min(max_file_mb, max_disk_mb // max(n_files, 1)))
+    mb = 1024 * 1024
+    file_bytes = max_file_mb * mb if level != "weak" else max(1, min(max_file_mb * mb, max_disk_mb * mb // n_files))
     # CPU limit above the wall deadline: the deadline reports "timeout" for a busy loop; the
     # rlimit is the backstop should the supervisor be gone.
     cpu = max(1, math.ceil(timeout_s)) + 1
     rlimits = {
         "RLIMIT_CPU": [cpu, cpu + 1],
-        "RLIMIT_AS": [mem * 1024 * 1024] * 2,
-        "RLIMIT_FSIZE": [file_mb * 1024 * 1024] * 2,
+        "RLIMIT_AS": [mem * mb] * 2,
+        "RLIMIT_FSIZE": [file_bytes] * 2,
         "RLIMIT_NOFILE": [max_open_files] * 2,
         "RLIMIT_CORE": [0, 0],
         "RLIMIT_NPROC": [nproc] * 2,
