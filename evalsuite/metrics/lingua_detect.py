@@ -65,14 +65,19 @@ def detector() -> LanguageDetector:
 
 
 def confidences(text: str) -> dict[str, float]:
-    """Confidence per language for ``text`` (ISO codes); empty when lingua finds no letters to judge.
+    """Confidence per language for ``text`` (ISO codes), highest first; empty when lingua finds no
+    letters to judge."""
+    return dict(_confidences(text))
 
-    Rounded to 9 digits: lingua's sums differ in the last bits from call to call, and a gate verdict
-    must not.
-    """
+
+@functools.lru_cache(maxsize=1 << 16)
+def _confidences(text: str) -> tuple[tuple[str, float], ...]:
+    # Cached: the gate judges the same baseline sentences for every recipe, and the code-switch scan
+    # asks about overlapping windows. Rounded to 9 digits: lingua's sums differ in the last bits from
+    # call to call, and a gate verdict must not.
     out: dict[str, float] = {}
     for c in detector().compute_language_confidence_values(text):
         if c.value > 0:
             code = iso_code(c.language)
             out[code] = out.get(code, 0.0) + c.value
-    return {code: round(v, 9) for code, v in sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))}
+    return tuple((code, round(v, 9)) for code, v in sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -5,6 +5,8 @@ paraphrase keeping the terms) passes."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalsuite.metrics.drift import check_term_retention, key_terms
 from evalsuite.metrics.terms import content_terms, lost_terms
@@ -86,3 +88,12 @@ def test_korean_particles_are_stripped() -> None:
 def test_words_match_by_stem() -> None:
     assert lost_terms(["monads", "functional"], "A monad in functional code") == []
     assert lost_terms(["catalog"], "a cat") == ["catalog"]
+
+
+_MIXED_ALPHABET = list("abcdefgh ÄÖẞİ。、アイウーあいう東京学習的是컴퓨터는를 \n`_.")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_MIXED_ALPHABET), max_size=120))
+def test_an_answer_keeps_all_of_its_own_terms(text: str) -> None:
+    assert lost_terms(key_terms(text), text) == []
