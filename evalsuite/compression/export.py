@@ -43,6 +43,7 @@ from evalsuite.compression.recipe import parse_recipe
 from evalsuite.errors import InvalidRecipeError
 from evalsuite.io import atomic_folder, atomic_write_text
 from evalsuite.model.moe import COUNT_ATTRS, TOPK_ATTRS
+from evalsuite.progress import progress
 
 __all__ = [
     "COUNT_FIELDS",
@@ -535,7 +536,7 @@ def export_checkpoint(source: str | Path, record: Mapping[str, Any], out: str | 
     with atomic_folder(target) as tmp:
         weight_map: dict[str, str] = {}
         total = 0
-        for path, (found, metadata) in headers.items():
+        for path, (found, metadata) in progress(list(headers.items()), f"exporting to {target}", unit="shard"):
             ordered = sorted(found.values(), key=lambda e: e.start)
             outs = [o for o in (outputs.get(e.name, _passthrough(e)) for e in ordered) if o is not None]
             total += _write_shard(tmp / path.name, outs, metadata)

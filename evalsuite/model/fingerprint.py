@@ -35,6 +35,7 @@ from pathlib import Path
 
 from evalsuite.errors import StorageError
 from evalsuite.io import atomic_write
+from evalsuite.progress import progress
 
 __all__ = ["fingerprint_checkpoint", "fingerprinted_files", "cache_path"]
 
@@ -53,6 +54,7 @@ _TOKENIZER_NAMES = frozenset(
 )
 _CHUNK = 16 << 20
 _MAX_CACHE_ENTRIES = 4096
+_SHOW_PROGRESS_BYTES = 1 << 30  # small checkpoints hash in well under a second: no progress lines
 
 
 def fingerprinted_files(folder: Path) -> list[Path]:
@@ -128,7 +130,10 @@ def fingerprint_checkpoint(folder: str | Path, *, workers: int | None = None, us
         largest_first = sorted(todo, key=lambda f: -f.stat().st_size)
         n = max(1, min(workers or os.cpu_count() or 1, len(todo)))
         with ThreadPoolExecutor(max_workers=n) as pool:
-            for f, d in zip(largest_first, pool.map(_digest, largest_first), strict=True):
+            digests = pool.map(_digest, largest_first)
+            if sum(f.stat().st_size for f in todo) > _SHOW_PROGRESS_BYTES:
+                digests = progress(digests, f"fingerprinting {folder.name}", total=len(todo), unit="file")
+            for f, d in zip(largest_first, digests, strict=True):
                 cache[keys[f]] = d
         if use_cache:
             _save_cache(cache_file, cache)

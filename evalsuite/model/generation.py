@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from evalsuite.progress import progress
+
 __all__ = [
     "Generation",
     "TokenScores",
@@ -187,7 +189,7 @@ def generate_greedy(
     was_training = model.training
     model.eval()
     try:
-        for batch in groups:
+        for batch in progress(groups, f"generating {n} responses"):
             ids, mask = _left_pad([prompts[i] for i in batch], pad_id)
             budget = max(budgets[i] for i in batch)
             config = GenerationConfig(
@@ -251,7 +253,7 @@ def score_responses(
     was_training = model.training
     model.eval()
     try:
-        for batch in _batches(order, max(1, batch_size)):
+        for batch in progress(_batches(order, max(1, batch_size)), f"scoring {n} responses"):
             seqs = [list(prompts[i]) + list(responses[i]) for i in batch]
             ids, mask = _left_pad(seqs, pad_id)
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)

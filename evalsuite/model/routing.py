@@ -23,6 +23,7 @@ from torch import nn
 from evalsuite.errors import UnsupportedModelError
 from evalsuite.model._router_tap import tap_router
 from evalsuite.model.moe import MoEBlock, MoEModel, _bind_experts_args
+from evalsuite.progress import progress
 
 __all__ = ["RoutingStats", "collect_routing_stats", "capture_routing"]
 
@@ -250,7 +251,7 @@ def collect_routing_stats(
     try:
         embeddings = net.get_input_embeddings() if hasattr(net, "get_input_embeddings") else None
         device = embeddings.weight.device if embeddings is not None else next(net.parameters()).device
-        for item in batches:
+        for item in progress(batches, "routing statistics"):
             if isinstance(item, Mapping):  # a tokenizer's BatchEncoding / dict
                 input_ids, attention_mask = item["input_ids"], item.get("attention_mask")
             else:
