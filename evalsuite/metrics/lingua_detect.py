@@ -24,10 +24,14 @@ if TYPE_CHECKING:
 
 # Widely used languages a model drifts into. lingua loads the models of every listed language that
 # uses a script once it first sees that script: Latin + Cyrillic + Han for this set peak at ~660 MB
-# RSS (all 75 languages: ~1.15 GB; benchmarks/language_detectors.py measures both).
+# RSS (all 75 languages: ~1.15 GB; benchmarks/language_detectors.py measures both). Languages with a
+# script of their own (Bengali, Tamil, ...) cost nothing until a text uses it. Not listed, so judged by
+# script only: Macedonian and Serbian (each would add its models to every Cyrillic text), and what lingua
+# lacks (Nepali, Kannada, Malayalam).
 _CODES = (
     "en", "es", "pt", "fr", "it", "de", "nl", "ca", "ro", "pl", "cs", "sv", "da", "nb", "fi", "hu", "tr", "id",
-    "vi", "ru", "uk", "bg", "el", "ar", "fa", "he", "hi", "th", "zh", "ja", "ko",
+    "vi", "ru", "uk", "bg", "el", "ar", "fa", "ur", "he", "hi", "mr", "bn", "pa", "gu", "ta", "te", "th", "zh",
+    "ja", "ko",
 )
 
 
