@@ -119,6 +119,10 @@ SETTING_BOUNDS: dict[str, Bounds] = {
     "pipeline_parallel": Bounds(1, 4096),
     "server_start_timeout": Bounds(1),
     "request_timeout": Bounds(1),
+    "noise_replicates": Bounds(0, 1000),
+    "noise_margin": Bounds(0.0, 100.0),
+    "noise_max_kl": Bounds(0.0, open_low=True, why="a KL bound of 0 refuses every perturbation"),
+    "verdict_alpha": Bounds(0.0, 1.0, open_low=True, open_high=True, why="it is a significance level"),
 }
 #: Model dtypes the loader supports (evalsuite.model.loading.DTYPES; a test keeps the two in step).
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
@@ -209,6 +213,17 @@ class GateSettings:
     # and the reasoning style of chat cases that set none (metrics.reasoning: none, think, harmony)
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     reasoning: str = "none"
+    # noise floor (gate/noise.py): at record time, also run the base model under this many benign
+    # replicates (weight noise of each scale x rms, cycling, seed = index) and store each check's spread;
+    # 0 = no floor (absolute thresholds only). Cost: one full gate pass of the suite per replicate.
+    noise_replicates: int = 0
+    noise_scales: list[float] = field(default_factory=lambda: [0.01, 0.03])
+    noise_margin: float = 0.25  # a failing check is excused inside (worst benign deviation) x (1 + margin)
+    noise_max_kl: float = 0.05  # a replicate whose mean teacher-forced KL exceeds this is not benign: refused
+    # what decides pass/fail (gate/verdict.py): "suite" = the per-family exact test against the floor,
+    # "items" = any failing item (today's rule), "auto" = "suite" when a noise floor exists, else "items"
+    verdict: str = "auto"
+    verdict_alpha: float = 0.05  # suite-wide false-alarm rate, split over the check families (Bonferroni)
     tolerances: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_TOLERANCES))
     rootdir: Path = field(default_factory=Path.cwd)
 
@@ -274,6 +289,7 @@ _PLACEMENT_TYPES: dict[str, tuple[type, ...]] = {
     "device_map": (str, dict), "max_memory": (dict,), "offload_folder": (str,), "server_url": (str,),
     "server_model": (str,), "baseline_backend": (str,), "baseline_dtype": (str,),
 }
+VERDICT_MODES = ("auto", "suite", "items")
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
@@ -308,6 +324,12 @@ def _check_setting(name: str, value: Any, *, where: str) -> None:
 
         if value not in REASONING_STYLES:
             raise SettingError(where, f"got {value!r}; choose one of {', '.join(REASONING_STYLES)}")
+    if name == "verdict" and value not in VERDICT_MODES:
+        raise SettingError(where, f"got {value!r}; choose one of {', '.join(VERDICT_MODES)}")
+    if name == "noise_scales" and not (value and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 0.1 for v in value)):
+        raise SettingError(where, f"got {value!r}; give a non-empty list of noise scales in (0, 0.1] (multiples "
+                           "of each weight's rms; 0.01 and 0.03 left perplexity and KL unchanged when measured)")
 
 
 def merge_tolerance(

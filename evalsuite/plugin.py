@@ -79,6 +79,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="isolation of code checks: strong (default: namespaces, else bubblewrap, else refused), "
         "namespaces, bwrap, or weak (no namespaces; Landlock + seccomp; an explicit opt-in)",
     )
+    group.addoption(
+        "--evalsuite-noise-replicates", metavar="K", type=int, default=None,
+        help="with --evalsuite-update-baselines: also record a noise floor from K benign replicates "
+        "(setting noise_replicates; one extra gate pass each)",
+    )
+    group.addoption(
+        "--evalsuite-verdict", choices=("auto", "suite", "items"), default=None,
+        help="what decides the exit status: the suite verdict's exact test against the noise floor (suite), "
+        "any failing item (items), or suite when a floor exists (auto, the default)",
+    )
     parser.addini("evalsuite_model", "base model checkpoint for the evalsuite gate", default="")
     parser.addini("evalsuite_prompts", "prompt suites folder for the evalsuite gate", default="")
     parser.addini("evalsuite_baselines", "baselines folder for the evalsuite gate", default="")
@@ -137,6 +147,14 @@ def _settings(config: pytest.Config) -> GateSettings:
     if opt.evalsuite_sandbox:
         settings.sandbox = opt.evalsuite_sandbox
     settings.update_baselines = bool(opt.evalsuite_update_baselines)
+    if opt.evalsuite_noise_replicates is not None:
+        from evalsuite.config import SETTING_BOUNDS, check_value
+
+        check_value(opt.evalsuite_noise_replicates, SETTING_BOUNDS["noise_replicates"],
+                    where="--evalsuite-noise-replicates")
+        settings.noise_replicates = opt.evalsuite_noise_replicates
+    if opt.evalsuite_verdict:
+        settings.verdict = opt.evalsuite_verdict
     # paths given on the command line are relative to where pytest was invoked
     invoked = Path(config.invocation_params.dir)
     for attr in ("model", "baselines", "prompts", "html"):
@@ -487,13 +505,17 @@ class ReportCollector:
     def __init__(self) -> None:
         self.outcomes: list[Any] = []
         self.compression: dict[str, str] = {}
+        self.other_failures: list[str] = []  # failures that are not a judged check (errors, other tests)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        judged = report.when == "call" and isinstance(props.get(OUTCOME_PROPERTY), dict)
+        if report.failed and not judged:
+            self.other_failures.append(report.nodeid)
         if report.when != "call":
             return
         from evalsuite.gate.outcome import CheckOutcome
 
-        props = dict(report.user_properties)
         if isinstance(props.get(OUTCOME_PROPERTY), dict):
             self.outcomes.append(CheckOutcome(**props[OUTCOME_PROPERTY]))
         if RECORD_PROPERTY in props:
@@ -521,11 +543,45 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("=", "evalsuite gate summary")
     for line in summary_lines(collected.outcomes, gate, compression=collected.compression):
         terminalreporter.write_line(line)
+    from evalsuite.gate.verdict import verdict_lines
+
+    for line in verdict_lines(config.stash.get(_VERDICTS, [])):
+        terminalreporter.write_line(line)
     html = getattr(gate, "html_written", None)
     if html:
         terminalreporter.write_line(f"HTML report: {html}")
 
 
+_VERDICTS = pytest.StashKey[list]()
+
+
+def _apply_verdicts(session: pytest.Session, gate: Any) -> None:
+    """Compute the suite verdicts; put them into JUnit's global properties; in suite mode let them decide
+    the exit status (judged item failures stay visible in the report either way)."""
+    collected = session.config.stash.get(_COLLECTOR, None)
+    if collected is None or _is_xdist_worker(session.config):
+        return
+    from evalsuite.gate.verdict import suite_verdicts
+
+    s = gate.settings
+    verdicts = suite_verdicts(collected.outcomes, alpha=s.verdict_alpha, mode=s.verdict)
+    session.config.stash[_VERDICTS] = verdicts
+    from _pytest.junitxml import xml_key
+
+    xml = session.config.stash.get(xml_key, None)
+    for v in verdicts:
+        if xml is not None:
+            xml.add_global_property(f"evalsuite_verdict[{v.variant}]", "PASS" if v.passed else "FAIL")
+            xml.add_global_property(f"evalsuite_verdict_mode[{v.variant}]", f"{v.mode}: {v.note}")
+            for f in v.families:
+                if f.failures:
+                    xml.add_global_property(f"evalsuite_family[{v.variant}][{f.check}]", f.describe())
+    if (verdicts and all(v.mode == "suite" for v in verdicts) and all(v.passed for v in verdicts)
+            and not collected.other_failures and session.exitstatus == pytest.ExitCode.TESTS_FAILED):
+        session.exitstatus = pytest.ExitCode.OK
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if session.config.stash.get(_NO_GATE_ITEMS, None) and exitstatus in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
         # not exit 5: CI scripts often tolerate "no tests collected", and a gate must not pass by default
@@ -533,6 +589,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     gate = session.config.stash.get(GATE_KEY, None)
     if gate is None:
         return
+    _apply_verdicts(session, gate)
     gate.close()
     collected = session.config.stash.get(_COLLECTOR, None)
     if gate.settings.html and collected is not None and collected.outcomes and not _is_xdist_worker(session.config):
@@ -540,5 +597,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         path = Path(gate.settings.html)
         path = path if path.is_absolute() else gate.settings.rootdir / path
-        html.write_html_report(collected.outcomes, path, title="evalsuite gate report", run_info=gate.run_info())
+        from evalsuite.reporting.verdicts import verdict_section
+
+        html.write_html_report(collected.outcomes, path, title="evalsuite gate report", run_info=gate.run_info(),
+                               sections=[verdict_section(session.config.stash.get(_VERDICTS, []))])
         gate.html_written = path

@@ -24,9 +24,9 @@ class Variant:
     """A model under test: the base itself, a recipe applied to it, or a checkpoint on disk."""
 
     label: str
-    kind: str  # "base" | "recipe" | "checkpoint"
+    kind: str  # "base" | "recipe" | "checkpoint" | "perturbation" (a benign replicate, gate/perturb.py)
     spec: str | None = None
-    recipe_obj: Any = field(default=None, compare=False, repr=False)  # the parsed recipe (parsed once)
+    recipe_obj: Any = field(default=None, compare=False, repr=False)  # the parsed recipe / perturbation
 
     @classmethod
     def base(cls) -> Variant:
@@ -49,6 +49,13 @@ class Variant:
         while depth < max((len(x) for x in parts), default=1) and len({x[-depth:] for x in parts}) < len(parts):
             depth += 1
         return [cls("ckpt:" + "/".join(x[-depth:]), "checkpoint", p) for p, x in zip(unique, parts, strict=True)]
+
+    @classmethod
+    def perturbation(cls, text: str) -> Variant:
+        from evalsuite.gate.perturb import parse_perturbation
+
+        parsed = parse_perturbation(text)
+        return cls(f"benign:{parsed.id}", "perturbation", parsed.id, parsed)
 
 
 @dataclass
@@ -196,6 +203,12 @@ class ModelSession:
         if variant.kind == "base":
             return ActiveModel(base.model, base.tokenizer, variant, f"base:{base.fingerprint}",
                                path=base.path, fingerprint=base.fingerprint)
+        if variant.kind == "perturbation":
+            from evalsuite.gate.perturb import apply_perturbation
+
+            self._compression = apply_perturbation(base.model, variant.recipe_obj)  # restored like a recipe
+            return ActiveModel(base.model, base.tokenizer, variant, f"{base.fingerprint}~{variant.spec}",
+                               path=base.path, fingerprint=f"{base.fingerprint[:16]}~{variant.spec}")
         if variant.kind == "recipe":
             from evalsuite.compression import compress
 

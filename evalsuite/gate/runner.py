@@ -10,6 +10,7 @@ variant is applied once.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from evalsuite.gate.cases import Case
 from evalsuite.gate.chat import RenderedPrompt, render_case, split_response
 from evalsuite.gate.checks import CheckInput, run_check
 from evalsuite.gate.models import ActiveModel, ModelSession, Timing, Variant, portable_path
+from evalsuite.gate.noise import FLOOR_FILE, CaseFloor, NoiseFloor, deviation, response_hash
 from evalsuite.gate.outcome import CheckOutcome, describe_record
 from evalsuite.gate.plan import build_plan, execute
 from evalsuite.gate.recording import generative_payload, write_baseline
@@ -49,6 +51,7 @@ class Gate:
         self._rendered: dict[tuple[int, str], tuple[Any, RenderedPrompt]] = {}  # (id(tokenizer), case key)
         self._tokenizer = None  # the base tokenizer when the base model itself is not loaded
         self._backends: dict[str, Backend] = {}
+        self._floors: dict[str, NoiseFloor | None] = {}  # suite -> its noise floor (None: not recorded)
         self.variants = self._variants()
 
     # -- setup -----------------------------------------------------------------------------------
@@ -56,7 +59,10 @@ class Gate:
         s = self.settings
         if s.update_baselines:
             return [Variant.base()]
-        variants = [Variant.recipe(r) for r in s.recipes] + Variant.checkpoints(s.compressed)
+        # "benign:PERTURBATION" gates a benign replicate (gate/perturb.py) like a recipe: the benchmark's
+        # false-alarm runs, and a quick way to see what noise alone does to a suite
+        variants = [Variant.perturbation(r.removeprefix("benign:")) if r.startswith("benign:") else Variant.recipe(r)
+                    for r in s.recipes] + Variant.checkpoints(s.compressed)
         return variants or [Variant.base()]
 
     def register(self, case: Case, variant: Variant) -> None:
@@ -209,7 +215,78 @@ class Gate:
             )
             written.append(path)
         self._baselines.clear()
+        written += self._record_floor(cases)
         return written
+
+    # -- noise floor -------------------------------------------------------------------------------
+    def _record_floor(self, cases: list[Case]) -> list[Path]:
+        """Run the base model under the configured benign replicates and store each check's spread per
+        case (gate/noise.py); nothing when noise_replicates is 0."""
+        from evalsuite.gate.perturb import replicate_schedule
+
+        s = self.settings
+        replicates = replicate_schedule(s.noise_replicates, s.noise_scales)
+        if not replicates or not cases:
+            return []
+        settings_hash = key_hash(self.generation_key())
+        entries = {c.key: CaseFloor(self.case_hash(c), settings_hash, response_hash(self.baseline(c))) for c in cases}
+        stored_at = []
+        for p in replicates:
+            variant = Variant.perturbation(p.id)
+            self.wanted[variant.label] = [c.key for c in cases]
+            outcomes = [self._judge(variant, c, check) for c in cases for check in c.checks]
+            kls = [float(o.new_value) for o in outcomes if o.check == "divergence"]
+            mean_kl = sum(kls) / len(kls) if kls else 0.0
+            if mean_kl > s.noise_max_kl:
+                raise EvalsuiteError(
+                    f"noise floor: replicate {p.id} is not benign: its mean teacher-forced KL over the suite is "
+                    f"{mean_kl:.4f} nats > noise_max_kl {s.noise_max_kl}; lower noise_scales (now {s.noise_scales})"
+                )
+            stored_at.append({"id": p.id, "mean_kl": round(mean_kl, 6)})
+            for o in outcomes:
+                checks = entries[o.case_id].checks.setdefault(o.check, {"deviation": [], "passed": []})
+                checks["deviation"].append(deviation(o))
+                checks["passed"].append(o.passed)
+            key = self.activate(variant).key
+            results = self._results.pop(key, {})
+            backend = self._backends.pop(key, None)
+            if backend is not None:
+                backend.close()
+            for c in cases:
+                gen = results.get((c.key, "gen"))
+                if gen is not None and list(gen.token_ids) != list(self.baseline(c).response_ids):
+                    entries[c.key].flips[p.id] = gen.text
+        self.activate(Variant.base())
+        written = []
+        for suite in sorted({c.suite for c in cases}):
+            path = self.store().folder / suite / FLOOR_FILE
+            old = NoiseFloor.load(path)
+            floor = old if old is not None and old.replicates == stored_at else NoiseFloor(path, stored_at)
+            floor.cases.update({c.id: entries[c.key] for c in cases if c.suite == suite})
+            written.append(floor.save())
+            self._floors.pop(suite, None)
+        return written
+
+    def floor(self, suite: str) -> NoiseFloor | None:
+        """The suite's recorded noise floor (None when none was recorded)."""
+        if suite not in self._floors:
+            self._floors[suite] = NoiseFloor.load(self.store().folder / suite / FLOOR_FILE)
+        return self._floors[suite]
+
+    def floor_entry(self, case: Case) -> CaseFloor | str:
+        """The case's usable noise floor, or a sentence saying why there is none."""
+        floor = self.floor(case.suite)
+        if floor is None:
+            return "no noise floor recorded: absolute thresholds only"
+        return floor.entry(case.id, case_hash=self.case_hash(case), response=response_hash(self.baseline(case)),
+                           settings_hash=key_hash(self.generation_key(baseline=True)))
+
+    def _against_floor(self, case: Case, outcome: CheckOutcome) -> CheckOutcome:
+        entry = self.floor_entry(case)
+        if isinstance(entry, str):
+            return replace(outcome, extra={**outcome.extra, "floor": {"status": entry}})
+        floor = self.floor(case.suite)
+        return entry.judge(outcome, self.settings.noise_margin, floor.replicate_ids if floor else [])
 
     # -- model work: one plan per variant -----------------------------------------------------------
     def _work(self, active: ActiveModel, case: Case) -> dict[tuple[str, str], Any]:
@@ -240,9 +317,18 @@ class Gate:
 
     # -- one check ---------------------------------------------------------------------------------
     def check(self, variant: Variant, case: Case, check: str) -> CheckOutcome:
-        """Run one check of one case under one variant and keep its outcome for the reports."""
+        """Run one check of one case under one variant, judged against the case's noise floor when one
+        was recorded, and keep its outcome for the reports."""
         if self.settings.update_baselines and not self._recorded:
             self.record()
+        outcome = self._judge(variant, case, check)
+        if variant.kind != "base":
+            outcome = self._against_floor(case, outcome)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def _judge(self, variant: Variant, case: Case, check: str) -> CheckOutcome:
+        """One check against the stored baseline with its absolute tolerance (no floor)."""
         stored = self.baseline(case)
         active = self.activate(variant)
         x = CheckInput(case=case, tolerance=case.checks[check], baseline_metrics=stored.metrics,
@@ -258,9 +344,7 @@ class Gate:
             x.new_values.update(results.get((case.key, "code"), {}))
         else:
             x.new_values.update(self._work(active, case)[(case.key, "disc")])
-        outcome = run_check(check, x)
-        self.outcomes.append(outcome)
-        return outcome
+        return run_check(check, x)
 
     def run_info(self) -> dict[str, Any]:
         """Key facts of this run for reports (model, fingerprint, variants, settings, versions)."""

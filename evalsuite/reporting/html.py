@@ -197,7 +197,8 @@ def _render_case_meta(group: Sequence[CheckOutcome]) -> Iterator[str]:
         yield f'<details class="prompt"><summary>Prompt</summary><pre class="resp">{prompt}</pre></details>'
 
 
-def _render(outcomes: Sequence[CheckOutcome], title: str, run_info: Mapping[str, Any]) -> Iterator[str]:
+def _render(outcomes: Sequence[CheckOutcome], title: str, run_info: Mapping[str, Any],
+            sections: Sequence[str] = ()) -> Iterator[str]:
     """The report as a stream of HTML fragments (streamed so a failure mid-way never reaches the file)."""
     recipes = _ordered(o.recipe for o in outcomes)
     checks = _ordered(o.check for o in outcomes)
@@ -262,6 +263,7 @@ def _render(outcomes: Sequence[CheckOutcome], title: str, run_info: Mapping[str,
             yield "</tr>"
         yield "</tbody></table>"
     yield "</section>"
+    yield from sections  # pre-rendered, escaped sections (suite verdict, sweep plot: reporting/verdicts.py)
 
     # -- failing cases, open
     yield '<section id="failures"><h2>Failing cases</h2>'
@@ -323,11 +325,13 @@ def write_html_report(
     *,
     title: str = "evalsuite report",
     run_info: Mapping[str, Any] | None = None,
+    sections: Sequence[str] = (),
 ) -> Path:
     """Write the report atomically to `path` and return it.
 
-    `run_info` is shown as a key/value table (model, fingerprint, recipes, versions, ...).
+    `run_info` is shown as a key/value table (model, fingerprint, recipes, versions, ...); `sections` are
+    HTML fragments (already escaped) shown after the summary.
     """
     target = Path(path)
-    atomic_write(target, _render(list(outcomes), title, run_info or {}))
+    atomic_write(target, _render(list(outcomes), title, run_info or {}, sections))
     return target

@@ -1,0 +1,85 @@
+"""Noise floor and suite verdict end to end: record with benign replicates, gate noise and damage."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+# four prompt cases of the tiny model (three kinds of check), one line each
+SUITE = """
+defaults: {domain: chat, language: en, max_new_tokens: 12}
+cases:
+  - {id: greet, prompt: "hello world"}
+  - {id: es-cat, domain: translation, language: es, prompt: "translate: the cat", reference: "el gato"}
+  - {id: sums, prompt: "ab cd ef gh ij kl", answer: "zz"}
+  - {id: tale, prompt: "once upon a time"}
+"""
+
+
+@pytest.fixture(scope="module")
+def damaged_path(varied_moe_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from evalsuite.gate.testing import damage_experts
+
+    return damage_experts(varied_moe_path, tmp_path_factory.mktemp("damaged"), keep=1)
+
+
+def _project(pytester: pytest.Pytester, model: Path, extra: str = "") -> pytest.Pytester:
+    pytester.makefile(".toml", pyproject=f'[tool.evalsuite]\nmodel = "{model}"\nmax_new_tokens = 12\n'
+                      f'noise_replicates = 4\nnoise_scales = [0.01]\n{extra}')
+    (pytester.path / "prompts" / "demo").mkdir(parents=True, exist_ok=True)
+    (pytester.path / "prompts" / "demo" / "basic.yaml").write_text(SUITE, encoding="utf-8")
+    return pytester
+
+
+def _global_props(xml_path: Path) -> dict[str, str]:
+    root = ET.parse(xml_path).getroot()
+    return {p.get("name"): p.get("value") for p in root.iter("property") if p.get("name", "").startswith("evalsuite_")}
+
+
+def test_floor_recorded_then_noise_passes_and_damage_fails(pytester: pytest.Pytester, varied_moe_path: Path,
+                                                           damaged_path: Path):
+    project = _project(pytester, varied_moe_path)
+    record = project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts")
+    record.assert_outcomes(passed=26)
+    floor_file = next((project.path / "baselines").rglob("_noise.json"))
+    floor = json.loads(floor_file.read_text())
+    assert [r["id"] for r in floor["replicates"]] == [f"noise:0.01:{i}" for i in range(4)]
+    assert set(floor["cases"]) == {"greet", "es-cat", "sums", "tale"}
+    assert all(len(c["checks"]["divergence"]["deviation"]) == 4 for c in floor["cases"].values())
+    assert all(r["mean_kl"] <= 0.05 for r in floor["replicates"])  # the stated bound (noise_max_kl)
+
+    # benign noise with an unseen seed: suite verdict PASS, exit 0
+    noise = project.runpytest("-p", "no:cacheprovider", "prompts", "--evalsuite-recipe=benign:noise:0.01:77",
+                              "--junitxml=noise.xml")
+    assert noise.ret == 0
+    noise.stdout.fnmatch_lines(["benign:noise:0.01:77: suite verdict PASS (suite; exact one-sided Fisher*"])
+    assert _global_props(project.path / "noise.xml")["evalsuite_verdict[benign:noise:0.01:77]"] == "PASS"
+
+    # a damaged model: suite verdict FAIL naming the family, exit 1, JUnit carries the verdict
+    label = f"ckpt:{damaged_path.name}"
+    damaged = project.runpytest("-p", "no:cacheprovider", "prompts", f"--evalsuite-compressed={damaged_path}",
+                                "--junitxml=damaged.xml", "--evalsuite-html=report.html")
+    assert damaged.ret == 1
+    damaged.stdout.fnmatch_lines([f"{label}: suite verdict FAIL*", "  FAIL divergence: */4 cases failed vs benign*"])
+    props = _global_props(project.path / "damaged.xml")
+    assert props[f"evalsuite_verdict[{label}]"] == "FAIL"
+    assert "cases failed vs benign" in props[f"evalsuite_family[{label}][divergence]"]
+    page = (project.path / "report.html").read_text()
+    assert 'id="suite-verdict"' in page and f"{label}: suite verdict FAIL" in page
+
+
+def test_exit_status_follows_the_suite_verdict_only_in_suite_mode(pytester: pytest.Pytester, varied_moe_path: Path,
+                                                                  damaged_path: Path):
+    # an alpha no test can reach: the damaged model's items fail, the suite verdict passes
+    project = _project(pytester, varied_moe_path, "verdict_alpha = 1e-12\n")
+    project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts").assert_outcomes(passed=26)
+    args = ["-p", "no:cacheprovider", "prompts", f"--evalsuite-compressed={damaged_path}"]
+    suite = project.runpytest(*args)
+    assert suite.ret == 0 and suite.parseoutcomes()["failed"] >= 3  # failing items stay visible
+    suite.stdout.fnmatch_lines(["*suite verdict PASS (suite;*"])
+    items = project.runpytest(*args, "--evalsuite-verdict=items")
+    assert items.ret == 1
+    items.stdout.fnmatch_lines(["*suite verdict FAIL (items; verdict = items: any failing item fails the suite)"])
