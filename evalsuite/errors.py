@@ -36,3 +36,21 @@ class SettingError(EvalsuiteError):
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
+
+
+class SetupError(EvalsuiteError):
+    """A problem every item of ``scope`` shares: the model, the settings, the environment, a whole suite.
+
+    Why a class of its own: such a problem (no chat template, an unreadable checkpoint, a failed record,
+    no baselines at all) is found once and reported once, by the first item that meets it; the other
+    items of the same scope are skipped with a pointer to it instead of repeating it hundreds of times
+    (or retrying a failing model load per item).
+    """
+
+    def __init__(self, message: str, *, scope: str = "run") -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class MissingBaselinesError(BaselineError, SetupError):
+    """No baselines at all for the model, or none for a whole suite: one error, with the command to record."""

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from evalsuite.config import DTYPE_NAMES, GateSettings, load_pyproject_table
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, SetupError
 from evalsuite.sandbox._levels import LEVELS as SANDBOX_LEVELS
 
 GATE_KEY = pytest.StashKey["Any"]()
@@ -376,7 +376,14 @@ class GateItem(pytest.Item):
             ("suite", self.case.suite), ("case", self.case.id), ("check", self.check),
             ("recipe", self.variant.label), ("domain", self.case.domain), ("language", self.case.language),
         ]
-        outcome = gate.check(self.variant, self.case, self.check)
+        try:
+            outcome = gate.check(self.variant, self.case, self.check)
+        except SetupError as exc:
+            # reported once, by the first item that meets it; the others of its scope point to it
+            if exc.scope in gate.reported_setup:
+                pytest.skip(f"not run: evalsuite setup failed for the {exc.scope} (reported once, above)")
+            gate.reported_setup.add(exc.scope)
+            raise
         self.user_properties += [
             ("passed", str(outcome.passed)), ("baseline_value", repr(outcome.baseline_value)),
             ("new_value", repr(outcome.new_value)), ("tolerance", str(outcome.tolerance)),
@@ -399,6 +406,11 @@ class GateItem(pytest.Item):
 
         if isinstance(excinfo.value, GateFailure):
             return format_failure(excinfo.value.outcome)
+        if isinstance(excinfo.value, SetupError):
+            return (
+                f"evalsuite setup error ({excinfo.value.scope}), reported once; the other items it affects are "
+                f"skipped:\n{excinfo.value}"
+            )
         if isinstance(excinfo.value, EvalsuiteError):
             return f"{self.case.key} [{self.check}, {self.variant.label}]: {excinfo.value}"
         return super().repr_failure(excinfo, style=style)
@@ -550,6 +562,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     html = getattr(gate, "html_written", None)
     if html:
         terminalreporter.write_line(f"HTML report: {html}")
+    failed = getattr(gate, "html_error", None)
+    if failed:
+        terminalreporter.write_line(f"HTML report not written: {failed}", red=True)
 
 
 _VERDICTS = pytest.StashKey[list]()
@@ -599,6 +614,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         path = path if path.is_absolute() else gate.settings.rootdir / path
         from evalsuite.reporting.verdicts import verdict_section
 
-        html.write_html_report(collected.outcomes, path, title="evalsuite gate report", run_info=gate.run_info(),
-                               sections=[verdict_section(session.config.stash.get(_VERDICTS, []))])
-        gate.html_written = path
+        if path.is_dir():  # --evalsuite-html=reports/ : the report goes inside the folder
+            path = path / "evalsuite-report.html"
+        try:
+            html.write_html_report(collected.outcomes, path, title="evalsuite gate report", run_info=gate.run_info(),
+                                   sections=[verdict_section(session.config.stash.get(_VERDICTS, []))])
+            gate.html_written = path
+        except EvalsuiteError as exc:  # the terminal summary (printed after this hook) must still appear
+            gate.html_error = str(exc)

@@ -45,3 +45,35 @@ def write_all_formats():
         return paths
 
     return write_all_formats
+
+
+@pytest.fixture(scope="session")
+def varied_moe_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny MoE whose greedy text varies with the prompt (see evalsuite.gate.testing)."""
+    from evalsuite.gate.testing import build_varied_moe
+
+    return build_varied_moe(tmp_path_factory.mktemp("varied-moe"))
+
+
+@pytest.fixture(scope="session")
+def varied_moe(varied_moe_path: Path):
+    from evalsuite.model.loading import load_model
+
+    return load_model(varied_moe_path)
+
+
+@pytest.fixture(autouse=True)
+def _keep_library_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep modules first imported inside an in-process pytester run (torch, numpy, lm-eval, ...).
+
+    Why: pytester drops every module an inner run imported; C extensions and torch operator
+    registrations cannot be imported a second time in one process ("cannot load module more than
+    once", "Only a single TORCH_LIBRARY ..."), so the next inner run would break. Only the inner runs'
+    own test modules and conftests are dropped.
+    """
+    from _pytest.pytester import Pytester, SysModulesSnapshot
+
+    def snapshot(self: Pytester) -> SysModulesSnapshot:
+        return SysModulesSnapshot(preserve=lambda name: not name.startswith(("test_", "conftest")))
+
+    monkeypatch.setattr(Pytester, "_Pytester__take_sys_modules_snapshot", snapshot)

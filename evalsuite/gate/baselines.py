@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalsuite.errors import BaselineError
+from evalsuite.errors import BaselineError, MissingBaselinesError
 from evalsuite.io import atomic_write_text
 
 __all__ = [
@@ -236,14 +236,21 @@ class BaselineStore:
             if not self.folder.is_dir():
                 others = [f for f in self._other_fingerprints_for_same_model() if f != self.folder.name]
                 if others:
-                    raise BaselineError(
+                    raise MissingBaselinesError(
                         f"stale baseline: the model changed. Baselines exist for {self.model_path} under "
                         f"fingerprint(s) {', '.join(others)} in {self.root}, but the model now has fingerprint "
-                        f"{self.fingerprint[:16]}; if the new weights are the intended original, {UPDATE_HINT}"
+                        f"{self.fingerprint[:16]}; if the new weights are the intended original, {UPDATE_HINT}",
+                        scope="baselines",
                     )
-                raise BaselineError(
+                raise MissingBaselinesError(
                     f"missing baseline: no baselines for model fingerprint {self.fingerprint[:16]} in "
-                    f"{self.root}; {UPDATE_HINT}"
+                    f"{self.root}; {UPDATE_HINT}",
+                    scope="baselines",
+                )
+            if not path.parent.is_dir():
+                raise MissingBaselinesError(
+                    f"missing baselines for suite {suite!r}: {path.parent} does not exist; {UPDATE_HINT}",
+                    scope=f"suite {suite}",
                 )
             raise BaselineError(f"missing baseline for case {suite}/{case_id}: {path} does not exist; {UPDATE_HINT}")
         try:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.config import GateSettings
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, SetupError
 
-__all__ = ["ActiveModel", "ModelSession", "Variant", "load_cached", "portable_path"]
+__all__ = ["ActiveModel", "ModelSession", "Variant", "load_cached", "load_failure", "portable_path"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,20 @@ def _release_checkpoints(keep: Any) -> None:
         del _LOADED[key]
 
 
+def load_failure(exc: BaseException, folder: Path | str, scope: str) -> SetupError:
+    """Any failure to load a checkpoint as one SetupError: safetensors, torch and transformers raise their
+    own types (a truncated shard gave a traceback per item and a reload per item)."""
+    if isinstance(exc, SetupError):
+        return exc
+    if isinstance(exc, EvalsuiteError):
+        return SetupError(str(exc), scope=scope)
+    return SetupError(
+        f"could not load the checkpoint in {folder}: {type(exc).__name__}: {exc}; a truncated or corrupt "
+        "*.safetensors file cannot be read: copy the checkpoint again (and check `device`/`dtype`)",
+        scope=scope,
+    )
+
+
 def portable_path(path: Path, root: Path) -> str:
     """A model path as stored in model.json: relative to the project or the package when inside."""
     from evalsuite.model.loading import default_model_path
@@ -143,11 +157,11 @@ class ModelSession:
         self.timing = timing
         self._on_record = on_record
         self._base = None
-        self._base_error: EvalsuiteError | None = None
+        self._base_error: SetupError | None = None
         self._active: ActiveModel | None = None
         self._compression = None
         self._checkpoints: dict[str, Any] = {}
-        self._failed: dict[str, EvalsuiteError] = {}
+        self._failed: dict[str, SetupError] = {}
 
     def base_path(self) -> Path:
         from evalsuite.model.loading import default_model_path
@@ -162,7 +176,7 @@ class ModelSession:
 
     def base(self):
         """The base (original) model, loaded once per session."""
-        if self._base_error is not None:  # a failed load is reported by every item, attempted once
+        if self._base_error is not None:  # a failed load is attempted once and reported once
             raise self._base_error
         if self._base is None:
             from evalsuite.model.loading import configure_torch
@@ -172,9 +186,9 @@ class ModelSession:
             configure_torch(s.threads)
             try:
                 self._base = load_cached(s.resolve(s.model) if s.model else None, s)
-            except EvalsuiteError as exc:
-                self._base_error = exc
-                raise
+            except Exception as exc:
+                self._base_error = load_failure(exc, self.base_path(), "run")
+                raise self._base_error from None
             self.timing.load_s += time.perf_counter() - start
         return self._base
 
@@ -195,8 +209,9 @@ class ModelSession:
         try:
             self._active = self._activate(variant, base)
         except EvalsuiteError as exc:
-            self._failed[variant.label] = exc
-            raise
+            failure = exc if isinstance(exc, SetupError) else SetupError(str(exc), scope=f"variant {variant.label}")
+            self._failed[variant.label] = failure
+            raise failure from None
         return self._active
 
     def _activate(self, variant: Variant, base) -> ActiveModel:
@@ -227,7 +242,11 @@ class ModelSession:
             start = time.perf_counter()
             self._checkpoints.clear()  # variants run one after another: hold one checkpoint at a time
             _release_checkpoints(keep=self._base)
-            loaded = load_cached(self.settings.resolve(variant.spec or ""), self.settings)
+            folder = self.settings.resolve(variant.spec or "")
+            try:
+                loaded = load_cached(folder, self.settings)
+            except Exception as exc:
+                raise load_failure(exc, folder, f"variant {variant.label}") from None
             self.timing.load_s += time.perf_counter() - start
             self._checkpoints[variant.spec or ""] = loaded
         return ActiveModel(loaded.model, loaded.tokenizer, variant, f"ckpt:{loaded.fingerprint}",

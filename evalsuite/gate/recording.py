@@ -65,8 +65,11 @@ def write_baseline(
         # what a reviewer cares about: the response (or a discriminative case's values), not float
         # noise in the stored log-probs
         keys = ("prompt", "response", "response_ids", "finish") if case.generative else ("data", "metrics")
+        old = old if isinstance(old, dict) else {}
         same = all(old.get(k) == json.loads(json.dumps(payload.get(k))) for k in keys)
-        status = "unchanged" if same and old.get("case_hash") == case_hash else "changed"
+        # a settings change (dtype, top-k, backend) rewrites the stored log-probs: never "unchanged"
+        same = same and old.get("case_hash") == case_hash and old.get("settings_hash") == settings_hash
+        status = "unchanged" if same else "changed"
     written = store.write_case(case.suite, case.id, case_hash=case_hash, settings=settings,
                                settings_hash=settings_hash, payload=payload)
     return written, status

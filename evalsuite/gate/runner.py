@@ -16,7 +16,8 @@ from typing import Any
 
 from evalsuite.backends.base import Backend
 from evalsuite.config import GateSettings, key_hash
-from evalsuite.errors import BaselineError, EvalsuiteError
+from evalsuite.errors import BaselineError, EvalsuiteError, SetupError
+from evalsuite.gate import preflight
 from evalsuite.gate.baselines import BaselineStore, StoredBaseline
 from evalsuite.gate.cases import Case
 from evalsuite.gate.chat import RenderedPrompt, render_case, split_response
@@ -52,6 +53,9 @@ class Gate:
         self._tokenizer = None  # the base tokenizer when the base model itself is not loaded
         self._backends: dict[str, Backend] = {}
         self._floors: dict[str, NoiseFloor | None] = {}  # suite -> its noise floor (None: not recorded)
+        self._record_error: SetupError | None = None
+        self._unusable: dict[str, SetupError] = {}  # variant label -> why its prompts cannot run
+        self.reported_setup: set[str] = set()  # scopes whose SetupError an item has already reported
         self.variants = self._variants()
 
     # -- setup -----------------------------------------------------------------------------------
@@ -180,27 +184,46 @@ class Gate:
         return self.rendered(active.tokenizer, case).ids
 
     def record(self) -> list[Path]:
-        """Record baselines of the base model for every registered case (update mode only)."""
+        """Record baselines of the base model for every registered case (update mode only).
+
+        All or nothing: every check (model, tokenizer, prompts, responses, case sources) runs and every
+        payload is computed before the first file is written. A failure is one SetupError, re-raised
+        (never retried) for every later item, which must not advise "record it": that is what ran.
+        """
         if not self.settings.update_baselines:
             raise EvalsuiteError("baselines are only recorded with --evalsuite-update-baselines")
+        if self._record_error is not None:
+            raise self._record_error
         if self._recorded:
             return []
         self._recorded = True
+        try:
+            return self._record_all()
+        except EvalsuiteError as exc:
+            failed = exc if isinstance(exc, SetupError) else SetupError(f"recording baselines failed: {exc}")
+            self._record_error = failed
+            raise failed from None
+        except Exception as exc:  # a bug: the first item shows the traceback, the others point to it
+            self._record_error = SetupError(f"recording baselines failed: {type(exc).__name__}: {exc}")
+            self.reported_setup.add(self._record_error.scope)
+            raise
+
+    def _record_all(self) -> list[Path]:
         active = self.activate(Variant.base())
         cases = [self.cases[k] for k in self.wanted.get("base", [])]
-        backend = self.backend(active)
         store, key = self.store(), self.generation_key()
+        preflight.check_sources(store, cases, self._source, self.settings.rootdir)
+        self._preflight(active, [c for c in cases if c.generative])
+        backend = self.backend(active)
         engine = backend.info.to_dict()
-        written = [store.write_model_info({
-            "path": portable_path(Path(self.base().path), self.settings.rootdir),
-            "model_type": getattr(self.base().model.config, "model_type", None),
-            "settings": key,
-            "engine": engine,
-        })]
         plan = build_plan(cases, prompt_ids=lambda c: self.prompt_ids(active, c), budget=self.budget,
                           baseline=None, top_k=self.settings.top_k_logprobs)
         results = execute(plan, backend, top_k=self.settings.top_k_logprobs, timing=self.timing,
                           sandbox=self.settings.sandbox, answer=lambda c, g: self.answer(active, c, g).answer)
+        label = f"the base model {portable_path(Path(self.base().path), self.settings.rootdir)}"
+        generative = [c for c in cases if c.generative]
+        preflight.check_scores(generative, [results[(c.key, "gen")] for c in generative], label, "run")
+        pending = []
         for case in cases:
             if case.generative:
                 gen = results[(case.key, "gen")]
@@ -210,6 +233,14 @@ class Gate:
             else:
                 payload = {"kind": case.kind, "data": case.data, "metrics": results[(case.key, "disc")],
                            "engine": engine}
+            pending.append((case, {**payload, "file": self._source(case)}))
+        written = [store.write_model_info({
+            "path": portable_path(Path(self.base().path), self.settings.rootdir),
+            "model_type": getattr(self.base().model.config, "model_type", None),
+            "settings": key,
+            "engine": engine,
+        })]
+        for case, payload in pending:
             path, self.recorded[case.key] = write_baseline(
                 store, case, payload, case_hash=self.case_hash(case), settings=key, settings_hash=key_hash(key)
             )
@@ -217,6 +248,24 @@ class Gate:
         self._baselines.clear()
         written += self._record_floor(cases)
         return written
+
+    def _source(self, case: Case) -> str:
+        """The case file as stored in its baseline: the same suite/id from two files is refused."""
+        return portable_path(Path(case.file), self.settings.rootdir)
+
+    def _preflight(self, active: ActiveModel, cases: list[Case]) -> None:
+        """Tokenizer, chat templates and context of the prompts about to run: one SetupError, cached."""
+        scope = "run" if self.settings.update_baselines else f"variant {active.variant.label}"
+        if active.variant.label in self._unusable:
+            raise self._unusable[active.variant.label]
+        label = active.variant.label if active.variant.kind != "base" else f"the model {active.path}"
+        try:
+            preflight.check_tokenizer(active.tokenizer, label, scope)
+            preflight.check_prompts(active.tokenizer, active.model, cases, lambda c: self.prompt_ids(active, c),
+                                    label=label, scope=scope)
+        except SetupError as exc:
+            self._unusable[active.variant.label] = exc
+            raise
 
     # -- noise floor -------------------------------------------------------------------------------
     def _record_floor(self, cases: list[Case]) -> list[Path]:
@@ -297,6 +346,7 @@ class Gate:
             todo = [self.cases[k] for k in keys if (k, "planned") not in done]
             if case not in todo:
                 todo.append(case)
+            self._preflight(active, [c for c in todo if c.generative])
             plan = build_plan(todo, prompt_ids=lambda c: self.prompt_ids(active, c), budget=self.budget,
                               baseline=self.baseline)
             done.update(execute(plan, self.backend(active), top_k=self.settings.top_k_logprobs, timing=self.timing,
@@ -319,8 +369,8 @@ class Gate:
     def check(self, variant: Variant, case: Case, check: str) -> CheckOutcome:
         """Run one check of one case under one variant, judged against the case's noise floor when one
         was recorded, and keep its outcome for the reports."""
-        if self.settings.update_baselines and not self._recorded:
-            self.record()
+        if self.settings.update_baselines:
+            self.record()  # once; a failed record is re-raised, never retried
         outcome = self._judge(variant, case, check)
         if variant.kind != "base":
             outcome = self._against_floor(case, outcome)
