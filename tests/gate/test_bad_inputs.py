@@ -217,7 +217,7 @@ def test_prompt_longer_than_the_context_is_refused(project):
     before = _tree(project.path)
     result = _record(project)
     result.assert_outcomes(failed=1, skipped=ITEMS + 6 - 1)
-    _assert_clear(result, "1 case(s) do not fit the 512-token context", "case 'long' 1000 + 400")
+    _assert_clear(result, "1 prompt(s) do not fit the 512-token context", "case 'long' (1000 tokens)")
     assert _tree(project.path) == before
 
 
