@@ -198,7 +198,24 @@ def test_nan_weights_are_refused_at_record(project, varied_moe_path, tmp_path):
     before = _tree(project.path)
     result = _record(project)
     result.assert_outcomes(failed=1, skipped=ITEMS - 1)
-    _assert_clear(result, "gives non-finite logits", "before recording baselines from it")
+    _assert_clear(result, "gives non-finite log-probs (NaN or inf logits) for 2 of 2 prompts",
+                  "before recording baselines from it")
+    assert _tree(project.path) == before
+
+
+def test_all_empty_responses_are_refused_at_record(project, varied_moe_path, tmp_path):
+    """Zeroed final norm: every logit 0, argmax is the pad token, every response decodes to ''."""
+    from safetensors.torch import load_file, save_file
+
+    mute = _copy_model(varied_moe_path, tmp_path / "mute-model")
+    weights = load_file(mute / "model.safetensors")
+    weights["model.norm.weight"].zero_()
+    save_file(weights, mute / "model.safetensors", metadata={"format": "pt"})
+    project.makefile(".toml", pyproject=_pyproject(mute))
+    before = _tree(project.path)
+    result = _record(project)
+    result.assert_outcomes(failed=1, skipped=ITEMS - 1)
+    _assert_clear(result, "every response of the base model", "empty baselines would let every later check pass")
     assert _tree(project.path) == before
 
 
@@ -223,17 +240,17 @@ def test_prompt_longer_than_the_context_is_refused(project):
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_corrupt_safetensors_is_one_error_and_one_load(project, varied_moe_path, tmp_path, monkeypatch, damage):
-    from evalsuite.gate import runner
+    from evalsuite.gate import models
 
     broken = _copy_model(varied_moe_path, tmp_path / "corrupt")
     weights = broken / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x00" * 64)
     project.makefile(".toml", pyproject=_pyproject(broken))
-    runner._LOADED.clear()
+    models._LOADED.clear()
     calls = []
-    real = runner._load_cached
-    monkeypatch.setattr(runner, "_load_cached", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = models.load_cached
+    monkeypatch.setattr(models, "load_cached", lambda *a, **k: calls.append(a) or real(*a, **k))
     before = _tree(project.path)
     result = _record(project)
     result.assert_outcomes(failed=1, skipped=ITEMS - 1)
