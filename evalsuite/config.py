@@ -92,6 +92,10 @@ TOLERANCE_BOUNDS: dict[str, dict[str, Bounds]] = {
         "max_drop": _FRACTION,
         "timeout_s": Bounds(0.0, 3600.0, open_low=True, why="with no time the original's code fails too"),
         "memory_mb": Bounds(16, why="below 16 MB the Python interpreter itself cannot start"),
+        "samples": Bounds(0, 1000, why="0 = greedy pass@1; n > 0 samples per problem for pass@k"),
+        "temperature": Bounds(0.0, 5.0, open_low=True, why="sampling needs a positive temperature"),
+        "seed": Bounds(0),
+        "alpha": Bounds(0.0, 1.0, open_low=True, open_high=True, why="it is a significance level"),
     },
     "perplexity": {"max_ratio": Bounds(1.0, why="below 1 an unchanged model fails")},
     "mc": {
@@ -357,6 +361,13 @@ def merge_tolerance(
 
 def _check_consistent(check: str, tolerance: dict[str, Any], *, where: str) -> None:
     """Cross-field rules a per-number range cannot express."""
+    if check == "code":
+        n, ks = tolerance.get("samples", 0), tolerance.get("k", [1])
+        if not (isinstance(ks, list) and ks and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
+                                                    for k in ks)):
+            raise SettingError(f"{where}.k", f"got {ks!r}; give a list of integers >= 1, e.g. [1, 5]")
+        if n and max(ks) > n:
+            raise SettingError(f"{where}.k", f"pass@{max(ks)} needs at least {max(ks)} samples; samples is {n}")
     low, high = tolerance.get("min_ratio"), tolerance.get("max_ratio")
     if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
         raise SettingError(where, f"min_ratio {low!r} > max_ratio {high!r}; no response could pass {check}")

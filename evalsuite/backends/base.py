@@ -69,6 +69,12 @@ class Backend(Protocol):
         """Greedy continuations; with ``top_k`` > 0 each carries ``.scores`` (top-k log-probs per new token)."""
         ...
 
+    def sample(self, requests: Sequence[GenerateRequest], *, n: int, temperature: float,
+               seed: int) -> list[list[Generation]]:
+        """``n`` seeded temperature samples per request (code pass@k); a prompt's samples depend only on
+        the model, the prompt, ``seed`` and ``n`` (see model.generation.generate_sampled)."""
+        ...
+
     def score(self, requests: Sequence[ScoreRequest], *, top_k: int) -> list[TokenScores]:
         """Teacher-forced log-probs of each continuation (token, top-k, gathered ids)."""
         ...

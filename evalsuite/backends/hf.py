@@ -10,7 +10,7 @@ from typing import Any
 from evalsuite.backends.base import EngineInfo, GenerateRequest, ScoreRequest
 from evalsuite.gate import lm_eval_checks
 from evalsuite.gate.lm_eval_checks import DocLoglik, McItem
-from evalsuite.model.generation import Generation, TokenScores, generate_greedy, score_responses
+from evalsuite.model.generation import Generation, TokenScores, generate_greedy, generate_sampled, score_responses
 
 __all__ = ["HFBackend", "model_dtype"]
 
@@ -47,6 +47,12 @@ class HFBackend:
         asked = [ScoreRequest(r.prompt_ids, tuple(g.token_ids)) for r, g in zip(requests, gens, strict=True)]
         scores = self.score(asked, top_k=top_k)
         return [replace(g, scores=s) for g, s in zip(gens, scores, strict=True)]
+
+    def sample(self, requests: Sequence[GenerateRequest], *, n: int, temperature: float,
+               seed: int) -> list[list[Generation]]:
+        return generate_sampled(self.model, self.tokenizer, [r.prompt_ids for r in requests], n=n,
+                                temperature=temperature, seed=seed, max_new_tokens=[r.max_new_tokens for r in requests],
+                                stop=[list(r.stop) for r in requests])
 
     def score(self, requests: Sequence[ScoreRequest], *, top_k: int) -> list[TokenScores]:
         gather = [list(r.gather) for r in requests] if any(r.gather is not None for r in requests) else None

@@ -254,9 +254,52 @@ def code_program(case: Case, response: str) -> dict[str, Any]:
     return {"completion": code, "include_prompt": not standalone}
 
 
+def sampling_of(case: Case) -> tuple[int, float, int] | None:
+    """(n, temperature, seed) of a code case's pass@k samples; None = greedy pass@1 only (the default)."""
+    tol = case.checks.get("code", {})
+    n = int(tol.get("samples", 0))
+    return (n, float(tol.get("temperature", 0.8)), int(tol.get("seed", 0))) if n > 0 else None
+
+
+def _check_code_samples(x: CheckInput, n: int, temperature: float, seed: int) -> CheckOutcome:
+    """pass@k from n seeded samples, compared per problem with a paired test: sample j of the baseline
+    and of the variant share a random stream, so the exact one-sided McNemar test on the n pairs asks
+    whether the variant solves fewer samples than the original did."""
+    from evalsuite.errors import BaselineError
+    from evalsuite.metrics.passk import pass_at_k
+    from evalsuite.metrics.significance import mcnemar_exact
+
+    base = x.baseline_metrics.get("code_samples")
+    stored = (base.get("n"), base.get("temperature"), base.get("seed")) if isinstance(base, dict) else None
+    if stored != (n, temperature, seed):
+        got = "no samples" if stored is None else "n={}, temperature={}, seed={}".format(*stored)
+        raise BaselineError(
+            f"{x.case.key}: the code check asks for n={n} samples at temperature {temperature} (seed {seed}) but "
+            f"the baseline holds {got}; re-record with `evalsuite record` (or set samples = 0 for greedy pass@1)"
+        )
+    new = x.new_values["code_samples"]["passed"]
+    ks = sorted({int(k) for k in x.tolerance.get("k", [1]) if 1 <= int(k) <= n}) or [1]
+    before = {k: round(pass_at_k(n, sum(base["passed"]), k), 4) for k in ks}
+    after = {k: round(pass_at_k(n, sum(new), k), 4) for k in ks}
+    stats = mcnemar_exact([bool(v) for v in base["passed"]], [bool(v) for v in new])
+    alpha, max_drop = float(x.tolerance.get("alpha", 0.05)), float(x.tolerance.get("max_drop", 0.0))
+    drop = max(before[k] - after[k] for k in ks)
+    passed = not (stats.p_value < alpha and drop > max_drop)
+    per_k = ", ".join(f"pass@{k} {before[k]:.3f} -> {after[k]:.3f}" for k in ks)
+    detail = (f"{per_k} over n={n} samples at T={temperature}; paired McNemar: {stats.b} sample(s) lost, "
+              f"{stats.c} gained, p={stats.p_value:.3g} (fails when p < {alpha} and a pass@k drop > {max_drop})")
+    top = ks[-1]
+    return x.verdict(passed, before[top], after[top], f"paired McNemar p >= {alpha} or pass@k drop <= {max_drop}",
+                     detail, {"pass_at_k": {"baseline": before, "new": after}, "mcnemar_p": stats.p_value,
+                              "lost": stats.b, "gained": stats.c, "samples": n, "temperature": temperature})
+
+
 def check_code(x: CheckInput) -> CheckOutcome:
     from evalsuite.metrics.passk import check_pass_at_k
 
+    sampled = sampling_of(x.case)
+    if sampled is not None:
+        return _check_code_samples(x, *sampled)
     base = int(bool(x.baseline_metrics.get("code_passed", False)))
     new = int(bool(x.new_values.get("code_passed", False)))
     result = check_pass_at_k([(1, new)], k=1, baseline_counts=[(1, base)], **_kw(x.tolerance, "max_drop"))
@@ -380,7 +423,10 @@ REGISTRY: dict[str, CheckSpec] = {spec.name: spec for spec in (
     CheckSpec("answer", "generative", {}, check_answer,
               applies=lambda case: _generative(case) and case.answer is not None, requires="needs an `answer`"),
     # code (sandbox + metrics.passk): greedy pass@1 of the case's tests may fall by at most max_drop
-    CheckSpec("code", "generative", {"max_drop": 0.0, "timeout_s": 10.0, "memory_mb": 1024}, check_code,
+    # with samples = n > 0: n seeded samples at `temperature`, pass@k for each k in `k` (unbiased estimator),
+    # failing when the paired per-sample McNemar test says p < alpha and some pass@k fell by > max_drop
+    CheckSpec("code", "generative", {"max_drop": 0.0, "timeout_s": 10.0, "memory_mb": 1024, "samples": 0,
+                                     "temperature": 0.8, "seed": 0, "k": [1], "alpha": 0.05}, check_code,
               needs="code", applies=lambda case: _generative(case) and bool(case.tests), requires="needs `tests`"),
     # perplexity (lm-eval rolling log-likelihood, metrics.perplexity): token perplexity new / baseline
     CheckSpec("perplexity", "discriminative", {"max_ratio": 1.2}, check_perplexity, needs="rolling",

@@ -18,7 +18,7 @@ from typing import Any
 from evalsuite.backends.base import Backend, GenerateRequest, ScoreRequest
 from evalsuite.errors import BaselineError
 from evalsuite.gate.cases import Case
-from evalsuite.gate.checks import REGISTRY, code_program
+from evalsuite.gate.checks import REGISTRY, code_program, sampling_of
 from evalsuite.gate.lm_eval_checks import mc_accuracy, token_perplexity
 from evalsuite.gate.lm_eval_tasks import task_values
 from evalsuite.heldout import case_rows
@@ -141,6 +141,7 @@ def execute(
         results.update({(k, "kl_rows"): _with_tail(s.gathered) for k, s in zip(keys, scores, strict=True)})
     for key, case in plan.code.items():
         results[(key, "code")] = run_code(case, answer(case, results[(key, "gen")]), level=sandbox)
+    _sample_code(plan, backend, results, timing=timing, sandbox=sandbox, answer=answer)
     for kind, requests, call, summary in (
         ("perplexity", plan.rolling, backend.loglikelihood_rolling, _perplexity_values),
         ("multiple_choice", plan.mc, backend.multiple_choice, _mc_values),
@@ -158,6 +159,26 @@ def execute(
         results[(key, "disc")] = task_values(backend, case)
         timing.extra["lm_eval"] = timing.extra.get("lm_eval", 0.0) + time.perf_counter() - start
     return results
+
+
+def _sample_code(plan: WorkPlan, backend: Backend, results: dict[tuple[str, str], Any], *, timing: Any,
+                 sandbox: str, answer: Callable[[Case, Any], str]) -> None:
+    """Code pass@k: n seeded samples per code case that asks for them (code check `samples` > 0), each run
+    in the sandbox; per-sample outcomes go next to the greedy result (the baseline stores them)."""
+    groups: dict[tuple[int, float, int], list[str]] = {}
+    for key, case in plan.code.items():
+        wanted = sampling_of(case)
+        if wanted is not None:
+            groups.setdefault(wanted, []).append(key)
+    for (n, temperature, seed), keys in groups.items():
+        start = time.perf_counter()
+        samples = backend.sample([plan.generate[k] for k in keys], n=n, temperature=temperature, seed=seed)
+        timing.extra["code samples"] = timing.extra.get("code samples", 0.0) + time.perf_counter() - start
+        for key, gens in zip(keys, samples, strict=True):
+            case = plan.code[key]
+            passed = [int(run_code(case, answer(case, g), level=sandbox)["code_passed"]) for g in gens]
+            results[(key, "code")]["code_samples"] = {"n": n, "temperature": temperature, "seed": seed,
+                                                      "passed": passed}
 
 
 def run_code(case: Case, response: str, *, level: str = "strong") -> dict[str, Any]:

@@ -24,6 +24,7 @@ __all__ = [
     "TokenScores",
     "encode_prompt",
     "generate_greedy",
+    "generate_sampled",
     "pad_id_of",
     "score_responses",
 ]
@@ -212,19 +213,75 @@ def generate_greedy(
                 )
             new = out[:, ids.shape[1] :].tolist()
             for row, i in enumerate(batch):
-                toks = new[row][: budgets[i]]
-                finish = "length"
-                for pos, tok in enumerate(toks):
-                    if tok in eos:
-                        toks, finish = toks[:pos], "eos"
-                        break
-                toks, text, stopped = _cut_at_stop(tokenizer, toks, stops[i])
-                if stopped:
-                    finish = "stop"
-                results[i] = Generation(list(prompts[i]), toks, text, finish)
+                results[i] = _response(tokenizer, prompts[i], new[row][: budgets[i]], eos, stops[i])
     finally:
         model.train(was_training)
     return [r for r in results if r is not None]
+
+
+def _response(tokenizer, prompt: Sequence[int], toks: list[int], eos: set[int], stop: Sequence[str]) -> Generation:
+    """New tokens (already cut to the budget) cut at eos and at the stop strings."""
+    finish = "length"
+    for pos, tok in enumerate(toks):
+        if tok in eos:
+            toks, finish = toks[:pos], "eos"
+            break
+    toks, text, stopped = _cut_at_stop(tokenizer, toks, stop)
+    return Generation(list(prompt), toks, text, "stop" if stopped else finish)
+
+
+def sample_seed(seed: int, prompt: Sequence[int]) -> int:
+    """The random seed of one prompt's samples: from the run's seed and the prompt's own ids, so a
+    prompt's samples do not depend on which other prompts are sampled or in what order."""
+    import zlib
+
+    return (seed * 1_000_003 + zlib.crc32(repr(list(prompt)).encode())) % 2**31
+
+
+@torch.no_grad()
+def generate_sampled(
+    model,
+    tokenizer,
+    prompts: Sequence[Sequence[int]],
+    *,
+    n: int,
+    temperature: float,
+    seed: int = 0,
+    max_new_tokens: int | Sequence[int] = 64,
+    stop: Sequence[Sequence[str]] | None = None,
+) -> list[list[Generation]]:
+    """``n`` temperature samples per prompt (pure temperature: no top-k / top-p), in input order.
+
+    Why one prompt per call, seeded from the prompt (`sample_seed`): samples then depend only on the
+    model, the prompt, ``seed`` and ``n``, never on batching; and the base model and a compressed one
+    draw sample j from the same random stream (common random numbers), which is what makes the paired
+    per-problem test of code pass@k (gate/checks.py) informative. The global RNG state is restored.
+    """
+    from transformers import GenerationConfig
+
+    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    stops = [list(s) for s in stop] if stop is not None else [[] for _ in prompts]
+    pad_id = pad_id_of(tokenizer)
+    eos = _eos_ids(model, tokenizer)
+    device = input_device(model)
+    out_all: list[list[Generation]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for prompt, budget, stop_i in zip(progress(prompts, f"sampling {n} x {len(prompts)} responses"), budgets, stops,
+                                          strict=True):
+            config = GenerationConfig(max_new_tokens=budget, do_sample=True, temperature=temperature, top_k=0,
+                                      top_p=1.0, num_beams=1, num_return_sequences=n,
+                                      eos_token_id=sorted(eos) or None, pad_token_id=pad_id)
+            ids = torch.tensor([list(prompt)], dtype=torch.long, device=device)
+            with torch.random.fork_rng(devices=[]), _plain_generation_config(model):
+                torch.manual_seed(sample_seed(seed, prompt))
+                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+            new = out[:, ids.shape[1]:].tolist()
+            out_all.append([_response(tokenizer, prompt, row[:budget], eos, stop_i) for row in new])
+    finally:
+        model.train(was_training)
+    return out_all
 
 
 @torch.no_grad()
