@@ -19,14 +19,12 @@ from pathlib import Path
 
 import pytest
 
-import evalsuite
 from evalsuite.sandbox import _levels, run_tests, run_untrusted
 
 sys.path.insert(0, str(Path(__file__).parent))
 import escapes  # noqa: E402 - a helper next to this file, also run as a script by the unprivileged test
 
 LEVELS = ("namespaces", "bwrap", "weak")
-REPO = Path(evalsuite.__file__).resolve().parent.parent
 SYSTEM_PY = "/usr/bin/python3"
 
 
@@ -53,22 +51,17 @@ def test_escape_succeeds_without_sandbox(ctx: escapes.Context, attack: str) -> N
 
 
 # -- as an unprivileged user (the usual CI situation) ------------------------------------------------
-def _world_readable(p: Path) -> bool:
-    return all(d.stat().st_mode & 0o001 for d in [p, *p.parents])
-
-
 @pytest.fixture(scope="module")
-def unprivileged_results() -> dict[str, dict[str, list[object]]]:
+def unprivileged_results(unprivileged_tree: Path) -> dict[str, dict[str, list[object]]]:
     """Every attack in every level, run by uid 65534 with its own victim, sockets and shared dir."""
     assert os.geteuid() == 0, "run the suite as root (CI does) so the unprivileged half runs too"
     assert shutil.which("setpriv") and os.path.exists(SYSTEM_PY), "needs setpriv and /usr/bin/python3"
-    assert _world_readable(REPO / "tests" / "sandbox"), f"{REPO} must be world-readable for uid 65534"
     base = Path(tempfile.mkdtemp(prefix="evalsuite-escape-nobody-"))
     os.chmod(base, 0o777)
     try:
         proc = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", SYSTEM_PY,
-             str(Path(__file__).parent / "escapes.py"), str(REPO), str(base)],
+             str(unprivileged_tree / "tests" / "sandbox" / "escapes.py"), str(unprivileged_tree), str(base)],
             capture_output=True, text=True, timeout=180, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
             cwd="/",
         )
