@@ -66,7 +66,7 @@ def budgeted(items: list[T], budget: int, rng: random.Random, size: Callable[[T]
 class Corpus:
     """Writes streams and held-out files, and counts what went where (stats.json)."""
 
-    def __init__(self, out: Path, heldout_dir: Path, seed: int) -> None:
+    def __init__(self, out: Path, heldout_dir: Path | None, seed: int) -> None:
         self.out, self.heldout_dir, self.seed = out, heldout_dir, seed
         self.stats: dict[str, dict] = {}
 
@@ -80,7 +80,8 @@ class Corpus:
         print(f"{name:12s} {self.stats[name]}", flush=True)
 
     def heldout(self, name: str, rows: list[dict]) -> None:
-        write_jsonl(self.heldout_dir / f"{name}.jsonl", rows)
+        if self.heldout_dir is not None:
+            write_jsonl(self.heldout_dir / f"{name}.jsonl", rows)
 
 
 def build_text(c: Corpus, lang: str, budget: int) -> list[dict]:
@@ -168,8 +169,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", type=Path, default=CORPUS)
     ap.add_argument("--heldout-dir", type=Path, default=HELDOUT, help="where the shipped held-out files go")
+    ap.add_argument(
+        "--keep-heldout",
+        action="store_true",
+        help="write training streams only; the shipped held-out files stay as they are (the split is "
+        "by source-key hash, so they remain disjoint from the training streams)",
+    )
     args = ap.parse_args()
-    c = Corpus(args.out, args.heldout_dir, args.seed)
+    c = Corpus(args.out, None if args.keep_heldout else args.heldout_dir, args.seed)
     prompts = {lang: build_text(c, lang, args.max_chars_per_lang) for lang in LANGS}
     c.heldout("mc-text", heldout.mc_text_rows(prompts, c.rng("heldout-mc-text")))
     mc_translation = [row for lang in TRANS_LANGS for row in build_translation(c, lang)]

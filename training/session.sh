@@ -9,7 +9,8 @@
 #   4 train                     5 export to evalsuite/default_model   6 evaluate + model card
 # Re-recording baselines and compression results stay manual (training/README.md, steps 6-9): they
 # are decisions to take after reading the new model card.
-# Settings (environment): PRESET=v2 RUN=v2 TOKENS=30e6 DEVICE=cpu (or cuda / auto) PY=.venv/bin/python
+# Settings (environment): PRESET=v2 RUN=v2 TOKENS=30e6 DEVICE=cpu (or cuda / auto) HELDOUT=keep (or rebuild)
+# PY=.venv/bin/python
 # FORCE=1 runs even when other jobs load the CPU; DRY_RUN=1 prints the commands instead of running them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,12 @@ if [ "${FORCE:-0}" != 1 ] && [ "$DEVICE" = cpu ] && awk "BEGIN{exit !($load > 1.
   exit 2
 fi
 
-[ -s training/corpus/stats.json ] || run "$PY" -m training.build_corpus
+# HELDOUT=keep (default): the shipped held-out files stay (same split, so still disjoint from training);
+# HELDOUT=rebuild rewrites them (then commit them with the model and its re-recorded baselines).
+KEEP=--keep-heldout
+[ "${HELDOUT:-keep}" = rebuild ] && KEEP=
+# shellcheck disable=SC2086
+[ -s training/corpus/stats.json ] || run "$PY" -m training.build_corpus $KEEP
 [ -s training/tokenizer/tokenizer.json ] || run "$PY" -m training.train_tokenizer
 if ! grep -q '^train with:' "$PROBE" 2>/dev/null; then
   if [ "${DRY_RUN:-0}" = 1 ]; then

@@ -35,3 +35,5 @@ def test_session_probes_first_when_no_probe_ran(tmp_path: Path) -> None:
     out = _dry_run(tmp_path)
     probe, train = out.index("training.probe_throughput"), out.index("training.train ")
     assert probe < train
+    if "training.build_corpus" in out:  # only when this checkout has no corpus yet
+        assert "training.build_corpus --keep-heldout" in out
