@@ -26,6 +26,7 @@ from training.data import heldout
 from training.data.arithmetic import arith_problems, arith_prompt, worked
 from training.data.code_tasks import code_task, task_families
 from training.data.common import LANGS, TRANS_LANGS, is_heldout, pure_paragraphs, write_jsonl
+from training.data.leakage import leaks
 from training.data.natural import CODE_SOURCE, TEXT_SOURCES, TextSource
 from training.data.parallel import PAIR_SOURCES, PairSource, is_sentence, trans_text
 
@@ -95,10 +96,11 @@ def build_text(c: Corpus, lang: str, budget: int) -> list[dict]:
         ]
     kept = budgeted(picked, budget, c.rng(f"text-{lang}"), size=lambda item: len(item[1]))
     total = sum(len(d) for _, d in kept)
-    kept = [(name, pure_paragraphs(lang, d)) for name, d in kept]
+    held_lines = {line for (t,) in held for line in t.split("\n")}
+    kept = [(name, pure_paragraphs(lang, d, held_lines)) for name, d in kept]
     by_source = {name: sum(len(d) for n, d in kept if n == name) for name in train}
     dropped = total - sum(by_source.values())
-    c.stream(f"text-{lang}", [d for _, d in kept], chars_by_source=by_source, chars_dropped_impure=dropped)
+    c.stream(f"text-{lang}", [d for _, d in kept], chars_by_source=by_source, chars_dropped_impure_or_heldout=dropped)
     ppl, prompts = heldout.text_rows(lang, [t for (t,) in held], c.rng(f"heldout-text-{lang}"))
     c.heldout(f"text-{lang}", ppl)
     c.heldout(f"prompts-{lang}", prompts)
@@ -184,6 +186,12 @@ def main() -> None:
     build_arithmetic(c, args.arith_train)
     build_code_tasks(c, args.code_tasks_train)
     build_code(c, args.max_chars_per_lang)
+    found = leaks(args.heldout_dir, args.out)
+    if found:
+        raise SystemExit(
+            f"{len(found)} held-out items occur in training streams (first: {found[:5]}); "
+            "rebuild without --keep-heldout, or fix the source's key scheme"
+        )
     atomic_write_text(args.out / "stats.json", json.dumps(c.stats, indent=1, ensure_ascii=False))
     print(json.dumps({k: v["chars"] for k, v in c.stats.items()}))
 

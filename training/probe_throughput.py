@@ -71,8 +71,14 @@ def decode_speed(model, new_tokens: int, device: torch.device) -> float:
     ids = torch.randint(2, model.config.vocab_size, (8, 24), device=device)
 
     def run(n: int) -> None:
-        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
-                       do_sample=False, pad_token_id=1)
+        model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            pad_token_id=1,
+        )
 
     run(2)  # warm-up
     t0 = time.perf_counter()
@@ -95,8 +101,10 @@ def main() -> None:
     args = ap.parse_args()
     device = pick_device(args.device)
     counts = param_counts(args.preset, args.vocab)
-    print(f"{args.preset}: {counts['total']:,.0f} params, {counts['active_per_token']:,.0f} active per token, "
-          f"{counts['bf16_MB']:.1f} MB bf16; {args.batch_tokens} tokens per step; {args.seconds}s per setting")
+    print(
+        f"{args.preset}: {counts['total']:,.0f} params, {counts['active_per_token']:,.0f} active per token, "
+        f"{counts['bf16_MB']:.1f} MB bf16; {args.batch_tokens} tokens per step; {args.seconds}s per setting"
+    )
     print(f"{'threads':>7s} {'kernel':>10s} {'ctx':>5s} {'batch':>5s} {'train tok/s':>12s} {'x first':>8s}")
     results = []
     for threads, kernel, ctx in itertools.product(args.threads, args.kernels, args.ctx):
@@ -108,8 +116,10 @@ def main() -> None:
             print(f"{threads:>7d} {kernel:>10s} {ctx:>5d} {batch:>5d}   unavailable: {str(exc)[:60]}")
             continue
         results.append((speed, threads, kernel, ctx, batch))
-        print(f"{threads:>7d} {kernel:>10s} {ctx:>5d} {batch:>5d} {speed:>12.0f} {speed / results[0][0]:>8.2f}",
-              flush=True)
+        print(
+            f"{threads:>7d} {kernel:>10s} {ctx:>5d} {batch:>5d} {speed:>12.0f} {speed / results[0][0]:>8.2f}",
+            flush=True,
+        )
     print(f"\ngreedy decoding, batch 8, {args.decode_tokens} new tokens (the gate's workload)")
     for threads, kernel in itertools.product(args.threads, args.kernels):
         torch.set_num_threads(threads)

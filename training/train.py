@@ -71,8 +71,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--tokenizer", type=Path, default=TOKENIZER)
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (a GPU when there is one)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the probe says which is faster)")
-    ap.add_argument("--experts-impl", default="eager", choices=["eager", "grouped_mm", "batched_mm"],
-                    help="transformers experts kernel; the probe says which is fastest (batched_mm: memory-hungry)")
+    ap.add_argument(
+        "--experts-impl",
+        default="eager",
+        choices=["eager", "grouped_mm", "batched_mm"],
+        help="transformers experts kernel; the probe says which is fastest (batched_mm: memory-hungry)",
+    )
     ap.add_argument("--stop-after-steps", type=int, default=None, help="exit after this step (tests, probes)")
     ap.add_argument("--restart", action="store_true", help="discard an existing run's state and start over")
     return ap.parse_args(argv)

@@ -146,3 +146,20 @@ def test_pure_paragraphs_keeps_only_the_language() -> None:
 
     doc = "Das Programm zeigt alle Dateien im Verzeichnis an.\nThis line was never translated into German.\nкороткий"
     assert pure_paragraphs("de", doc) == "Das Programm zeigt alle Dateien im Verzeichnis an."
+
+
+def test_leak_check_finds_a_heldout_item_in_a_stream(tmp_path: Path) -> None:
+    from training.data.leakage import leaks
+
+    held, corpus = tmp_path / "held", tmp_path / "corpus"
+    held.mkdir()
+    corpus.mkdir()
+    (held / "arithmetic.jsonl").write_text('{"id": "arith-0", "prompt": "Q: 49+5=?\\nA:", "answer": "54"}\n')
+    (held / "text-de.jsonl").write_text('{"id": "text-de-0", "text": "Ein Satz, der nur im Testteil steht.\\nMehr."}\n')
+    stream = corpus / "train-arith.jsonl"
+    stream.write_text('{"text": "Q: 149+5=?\\nA: 149+005"}\n')  # the benign look-alike
+    (corpus / "train-text-de.jsonl").write_text('{"text": "Etwas anderes."}\n')
+    assert leaks(held, corpus) == []
+    stream.write_text('{"text": "Q: 149+5=?\\nA: 149+005"}\n{"text": "Q: 49+5=?\\nA: 49+05"}\n')
+    (corpus / "train-text-de.jsonl").write_text('{"text": "Vorher.\\nEin Satz, der nur im Testteil steht.\\nMehr."}\n')
+    assert leaks(held, corpus) == ["arith-0 in train-arith.jsonl", "text-de-0 in train-text-de.jsonl"]

@@ -75,4 +75,3 @@ def arith_problems(rng: random.Random, n: int) -> list[tuple[int, str, int]]:
             a, b = b, a
         out.append((a, op, b))
     return out
-

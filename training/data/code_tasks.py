@@ -275,4 +275,3 @@ def code_task(rng: random.Random, family: str | None = None) -> dict:
         if len(tests) == 5:
             break
     return {"family": fam, "name": name, "prompt": prompt, "completion": completion, "tests": tests, "key": prompt}
-

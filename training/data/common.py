@@ -98,9 +98,13 @@ def in_language(lang: str, text: str) -> bool:
     return guess is None or same_language(guess.lang, lang)
 
 
-def pure_paragraphs(lang: str, doc: str) -> str:
-    """The paragraphs (lines) of `doc` that are in `lang`; untranslated lines of man pages are dropped."""
-    return "\n".join(p for p in doc.split("\n") if in_language(lang, p))
+def pure_paragraphs(lang: str, doc: str, exclude: frozenset[str] | set[str] = frozenset()) -> str:
+    """The paragraphs (lines) of `doc` that are in `lang` and not in `exclude`.
+
+    Untranslated lines of man pages are dropped; `exclude` holds the held-out documents' lines, because
+    boilerplate (man-page footers, GNOME credits, a page installed under two names) recurs under other
+    source keys and would otherwise put held-out text into training."""
+    return "\n".join(p for p in doc.split("\n") if p not in exclude and in_language(lang, p))
 
 
 def split_sentences(text: str) -> list[str]:

@@ -62,8 +62,12 @@ def translation_rows(lang: str, held: list[tuple[str, str]], rng: random.Random)
             choices = [t] + rng.sample([tt for _, tt in pool if tt != t], 3)
             rng.shuffle(choices)
             mc.append(
-                {"id": f"mc-tr-{lang}-{i}", "context": trans_text(lang, s), "choices": [" " + c for c in choices],
-                 "gold": choices.index(t)}
+                {
+                    "id": f"mc-tr-{lang}-{i}",
+                    "context": trans_text(lang, s),
+                    "choices": [" " + c for c in choices],
+                    "gold": choices.index(t),
+                }
             )
     return rows, mc
 
@@ -91,8 +95,9 @@ def arithmetic_rows(problems: list[tuple[int, str, int]], rng: random.Random) ->
             continue
         choices = [body] + sorted(wrong)
         rng.shuffle(choices)
-        mc.append({"id": f"mc-arith-{i}", "context": arith_prompt(a, op, b), "choices": choices,
-                   "gold": choices.index(body)})
+        mc.append(
+            {"id": f"mc-arith-{i}", "context": arith_prompt(a, op, b), "choices": choices, "gold": choices.index(body)}
+        )
     return rows, mc
 
 
@@ -103,8 +108,14 @@ def code_task_rows(held: list[dict], families: list[str]) -> tuple[list[dict], l
         by_family.setdefault(t["family"], []).append(t)
     picked = [by_family[f][r] for r in range(3) for f in families if len(by_family.get(f, [])) > r][:50]
     rows = [
-        {"id": f"task-{i}", "prompt": t["prompt"], "entry_point": t["name"], "tests": t["tests"],
-         "canonical_solution": t["completion"], "family": t["family"]}
+        {
+            "id": f"task-{i}",
+            "prompt": t["prompt"],
+            "entry_point": t["name"],
+            "tests": t["tests"],
+            "canonical_solution": t["completion"],
+            "family": t["family"],
+        }
         for i, t in enumerate(picked)
     ]
     mc = []
@@ -116,8 +127,9 @@ def code_task_rows(held: list[dict], families: list[str]) -> tuple[list[dict], l
             continue
         choices = [t["completion"]] + random.Random(i).sample(others, 3)
         random.Random(i + 7).shuffle(choices)
-        mc.append({"id": f"mc-code-{i}", "context": t["prompt"], "choices": choices,
-                   "gold": choices.index(t["completion"])})
+        mc.append(
+            {"id": f"mc-code-{i}", "context": t["prompt"], "choices": choices, "gold": choices.index(t["completion"])}
+        )
     return rows, mc
 
 
@@ -133,6 +145,12 @@ def mc_text_rows(prompts: dict[str, list[dict]], rng: random.Random) -> list[dic
                 break
             choices = [conts[i]] + rng.sample(others, 3)
             rng.shuffle(choices)
-            out.append({"id": f"mc-text-{lang}-{i}", "context": r["prompt"], "choices": [sep + c for c in choices],
-                        "gold": choices.index(conts[i])})
+            out.append(
+                {
+                    "id": f"mc-text-{lang}-{i}",
+                    "context": r["prompt"],
+                    "choices": [sep + c for c in choices],
+                    "gold": choices.index(conts[i]),
+                }
+            )
     return out

@@ -1,0 +1,59 @@
+"""Check that no shipped held-out item appears in a training stream (the evaluation's premise).
+
+The split is by source-key hash, but the same text can recur under other keys (man-page footers,
+GNOME credits, a page installed under two names, a fortune in two collections); build_corpus drops
+training lines that occur in held-out documents, and this check verifies the *files*, including
+held-out files kept from an earlier build (`--keep-heldout`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from evalsuite.compression.calibration import read_jsonl
+
+PROBE_CHARS = 120
+
+
+def _probes(heldout_dir: Path) -> dict[str, list[tuple[str, str]]]:
+    """Stream-name prefix -> (held-out item id, probe) for every shipped held-out file.
+
+    Running text: its first line (code: first three lines) as whole lines, newline on both sides
+    (training keeps or drops whole lines). Continuation prompts: the first PROBE_CHARS characters of
+    the continuation the model must write. Task formats: the whole prompt after a document boundary,
+    so that 'Q: 49+5=?' does not match inside 'Q: 149+5=?'."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for path in sorted(heldout_dir.glob("*.jsonl")):
+        name = path.stem
+        for r in read_jsonl(path):
+            if name == "text-code":  # single code lines recur across files ("import os"): use three
+                head = "\n".join(r["text"].split("\n")[:3])
+                out.setdefault("code", []).append((r["id"], f"\n{head}\n"))
+            elif name.startswith("text-"):
+                line = r["text"].split("\n")[0]
+                if len(line) >= 20 and len(line) < len(r["text"]):  # a complete first line
+                    out.setdefault(name, []).append((r["id"], f"\n{line}\n"))
+            elif name.startswith("prompts-"):
+                probe = r["continuation"][:PROBE_CHARS]
+                if len(probe) >= 20:
+                    out.setdefault("text-" + name.split("-", 1)[1], []).append((r["id"], probe))
+            elif name.startswith("translation-en-"):
+                lang = name.rsplit("-", 1)[1]
+                for prefix in (f"trans-{lang}", f"label-{lang}"):
+                    out.setdefault(prefix, []).append((r["id"], "\n" + r["prompt"]))
+            elif name in ("arithmetic", "code_tasks"):
+                prefix = "arith" if name == "arithmetic" else "codetask"
+                out.setdefault(prefix, []).append((r["id"], "\n" + r["prompt"]))
+    return out
+
+
+def leaks(heldout_dir: Path, corpus: Path) -> list[str]:
+    """'<item id> in train-<stream>.jsonl' for every held-out probe found in a training stream."""
+    found = []
+    for prefix, probes in _probes(heldout_dir).items():
+        for stream in sorted(corpus.glob(f"train-{prefix}*.jsonl")):
+            lines = stream.read_text(encoding="utf-8").splitlines()
+            blob = "".join("\n" + json.loads(line)["text"] for line in lines) + "\n"
+            found += [f"{item} in {stream.name}" for item, probe in probes if probe in blob]
+    return found
