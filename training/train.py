@@ -191,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     max_steps = math.ceil(args.tokens / (args.batch * args.ctx))
     print(f"{args.preset}: {n_params:,} params, {max_steps:,} steps of {args.batch}x{args.ctx} on {device}", flush=True)
+    if state is not None and state.get("max_steps") != max_steps:
+        print(
+            f"note: the schedule changes from {state.get('max_steps')} to {max_steps} steps (--tokens or --batch/--ctx "
+            "differ from the run's start); the learning rate follows the new one from here",
+            flush=True,
+        )
     (run_dir / "config.json").write_text(
         json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": MIX, "params": n_params}, indent=1)
     )
