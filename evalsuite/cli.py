@@ -13,9 +13,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: placement flags of `info --probe`, `profile` and `compress` (the model is loaded in-process)
+_LOAD_FLAGS = ("device", "device_map", "max_memory", "offload_folder", "threads")
 
-def _model_args(parser: argparse.ArgumentParser) -> None:
+
+def _model_args(parser: argparse.ArgumentParser, names: tuple[str, ...] = _LOAD_FLAGS) -> None:
+    """--model, --dtype, --trust-remote-code and the engine settings ``names`` (see evalsuite.plugin)."""
+    from evalsuite.plugin import ENGINE_OPTIONS
+
     parser.add_argument("--model", help="base model checkpoint folder (default: the embedded model)")
+    for name in names:
+        metavar, helptext = ENGINE_OPTIONS[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", metavar=metavar, help=helptext)
     parser.add_argument(
         "--dtype", choices=("auto", "float32", "bfloat16", "float16"), default=None,
         help="dtype to load the model in (default: the project's setting, else the checkpoint's own)",
@@ -48,6 +57,7 @@ def _default_suites() -> list[str]:
 
 def _pytest_args(args: argparse.Namespace, *, update: bool) -> list[str]:
     """The pytest command line of `gate` / `record`: every flag becomes a plugin option (a test walks them)."""
+    from evalsuite.plugin import ENGINE_OPTIONS
     from evalsuite.suites import builtin_names, builtin_root
 
     # a bare built-in suite name (`instruct`) that is not a folder here means the suite shipped in the package
@@ -59,6 +69,9 @@ def _pytest_args(args: argparse.Namespace, *, update: bool) -> list[str]:
         argv.append(f"--evalsuite-dtype={args.dtype}")
     if args.trust_remote_code:
         argv.append("--evalsuite-trust-remote-code")
+    for name in ENGINE_OPTIONS:
+        if getattr(args, name, None) is not None:
+            argv.append(f"--evalsuite-{name.replace('_', '-')}={getattr(args, name)}")
     argv += [f"--evalsuite-compressed={path}" for path in getattr(args, "compressed", None) or []]
     argv += [f"--evalsuite-recipe={recipe}" for recipe in getattr(args, "recipe", None) or []]
     if args.baselines:
@@ -88,11 +101,17 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace):
-    """The model in the dtype asked for, else the checkpoint's own (never silently widened to fp32)."""
+    """The model in the dtype asked for, else the checkpoint's own (never silently widened to fp32), placed
+    as the flags say (validated like the gate's settings)."""
+    from evalsuite.config import GateSettings, parse_option
     from evalsuite.model.loading import configure_torch, load_model
 
-    configure_torch(1)
-    return load_model(args.model, dtype=args.dtype or "auto", trust_remote_code=args.trust_remote_code)
+    given = {n: parse_option(n, getattr(args, n)) for n in _LOAD_FLAGS if getattr(args, n, None) is not None}
+    s = GateSettings(rootdir=Path.cwd()).update(given, "command line")
+    configure_torch(s.threads)
+    return load_model(args.model, dtype=args.dtype or "auto", trust_remote_code=args.trust_remote_code,
+                      device=s.device, device_map=s.device_map, max_memory=s.max_memory,
+                      offload_folder=s.offload_folder)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -175,6 +194,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from evalsuite.plugin import ENGINE_OPTIONS
+
     parser = argparse.ArgumentParser(
         prog="evalsuite", description="Quality gate for compressed Mixture-of-Experts language models."
     )
@@ -185,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("record", "record or refresh the baselines of the base model (explicit, never implicit)", _cmd_record),
     ):
         sub = commands.add_parser(name, help=helptext)
-        _model_args(sub)
+        _model_args(sub, tuple(ENGINE_OPTIONS))
         sub.add_argument(
             "suites", nargs="*",
             help="suite folders or built-in suite names, e.g. instruct (default: `suites` of [tool.evalsuite], "

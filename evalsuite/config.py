@@ -33,6 +33,7 @@ __all__ = [
     "check_value",
     "load_pyproject_table",
     "merge_tolerance",
+    "parse_option",
 ]
 
 #: Default tolerance of every check, from the check registry (evalsuite/gate/checks.py, where each is
@@ -259,8 +260,12 @@ class GateSettings:
     @classmethod
     def from_table(cls, table: dict[str, Any], rootdir: Path, source: str = "[tool.evalsuite]") -> GateSettings:
         """Build settings from a `[tool.evalsuite]` table, naming the bad key when one is wrong."""
-        settings = cls(rootdir=rootdir)
-        known = {f for f in cls.__dataclass_fields__ if f not in {"tolerances", "rootdir"}}
+        return cls(rootdir=rootdir).update(table, source)
+
+    def update(self, table: dict[str, Any], source: str) -> GateSettings:
+        """Apply a table of settings (pyproject, or command-line options), validated key by key."""
+        settings = self
+        known = {f for f in type(self).__dataclass_fields__ if f not in {"tolerances", "rootdir"}}
         for key, value in table.items():
             name = key.replace("-", "_")
             if name == "tolerances":
@@ -300,6 +305,30 @@ DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 def key_hash(key: dict[str, Any]) -> str:
     """Short stable hash of a settings key (what a baseline's settings_hash is)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_option(name: str, text: str) -> Any:
+    """A setting's value from command-line text: numbers for numeric settings, JSON for tables
+    (``--evalsuite-max-memory '{"0": "70GiB", "cpu": "200GiB"}'``), shell words for argument lists."""
+    import shlex
+
+    default = GateSettings.__dataclass_fields__[name].default
+    option = f"--evalsuite-{name.replace('_', '-')}"
+    if name in ("vllm_command", "vllm_args"):
+        return shlex.split(text)
+    if isinstance(default, bool):
+        return text.lower() in {"1", "true", "yes"}
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingError(option, f"must be a whole number, got {text!r}") from None
+    if name in ("device_map", "max_memory") and text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise SettingError(option, f"is not a JSON table: {exc}") from None
+    return text
 
 
 def _check_setting(name: str, value: Any, *, where: str) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from evalsuite.config import DTYPE_NAMES, GateSettings, load_pyproject_table
+from evalsuite.config import DTYPE_NAMES, GateSettings, load_pyproject_table, parse_option
 from evalsuite.errors import EvalsuiteError, SetupError
 from evalsuite.sandbox._levels import LEVELS as SANDBOX_LEVELS
 
@@ -89,10 +89,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="what decides the exit status: the suite verdict's exact test against the noise floor (suite), "
         "any failing item (items), or suite when a floor exists (auto, the default)",
     )
+    for name, (metavar, helptext) in ENGINE_OPTIONS.items():
+        group.addoption(f"--evalsuite-{name.replace('_', '-')}", metavar=metavar, help=helptext)
     parser.addini("evalsuite_model", "base model checkpoint for the evalsuite gate", default="")
     parser.addini("evalsuite_prompts", "prompt suites folder for the evalsuite gate", default="")
     parser.addini("evalsuite_baselines", "baselines folder for the evalsuite gate", default="")
     parser.addini("evalsuite_recipes", "compression recipes to gate, one per line", type="linelist", default=[])
+
+
+#: how the model is run: `[tool.evalsuite]` key -> (metavar, help); docs/backends.md explains each
+ENGINE_OPTIONS = {
+    "backend": ("NAME", "hf (transformers in-process, default), vllm (a vLLM server evalsuite starts) or openai "
+                "(an OpenAI-compatible server at --evalsuite-server-url)"),
+    "device": ("DEVICE", "hf: cpu, cuda, cuda:N, mps"),
+    "device_map": ("MAP", "hf: auto / balanced / sequential, or a JSON table {module: device} (accelerate)"),
+    "max_memory": ("JSON", "hf: per-device memory caps for the device map, e.g. '{\"0\": \"70GiB\"}'"),
+    "offload_folder": ("DIR", "hf: where weights that fit on no device are offloaded (disk)"),
+    "threads": ("N", "torch CPU threads"),
+    "batch_size": ("N", "prompts per batch (results do not depend on it)"),
+    "server_url": ("URL", "vllm/openai: an already running server, e.g. http://127.0.0.1:8000"),
+    "server_model": ("NAME", "the model name the server knows (default: the first it lists)"),
+    "vllm_command": ("CMD", "how to start vLLM (default: .venv-vllm/bin/python -m vllm.entrypoints.openai.api_server)"),
+    "vllm_args": ("ARGS", "extra vLLM server arguments, e.g. '--max-model-len 8192 --gpu-memory-utilization 0.9'"),
+    "tensor_parallel": ("N", "vllm --tensor-parallel-size"),
+    "pipeline_parallel": ("N", "vllm --pipeline-parallel-size"),
+    "baseline_backend": ("NAME", "cross-backend comparison: judge against baselines another backend recorded"),
+    "baseline_dtype": ("DTYPE", "cross-backend comparison: the dtype those baselines were recorded in"),
+}
 
 
 def project_root(config: pytest.Config) -> Path:
@@ -155,6 +178,9 @@ def _settings(config: pytest.Config) -> GateSettings:
         settings.noise_replicates = opt.evalsuite_noise_replicates
     if opt.evalsuite_verdict:
         settings.verdict = opt.evalsuite_verdict
+    given = {name: parse_option(name, getattr(opt, f"evalsuite_{name}")) for name in ENGINE_OPTIONS
+             if getattr(opt, f"evalsuite_{name}", None) is not None}
+    settings.update(given, "command line --evalsuite-*")
     # paths given on the command line are relative to where pytest was invoked
     invoked = Path(config.invocation_params.dir)
     for attr in ("model", "baselines", "prompts", "html"):

@@ -46,7 +46,9 @@ __all__ = [
     "bits_per_byte",
     "byte_perplexity",
     "mc_accuracy",
+    "mc_item",
     "mc_per_item",
+    "mc_records",
     "perplexity_per_doc",
     "run_lm_eval",
     "token_perplexity",
@@ -395,24 +397,9 @@ def _auto_delimiter(records: list[dict[str, Any]]) -> str:
     return ""
 
 
-def mc_per_item(
-    model: Any,
-    tokenizer: Any,
-    items: Sequence[dict[str, Any]],
-    *,
-    batch_size: int = 8,
-    max_length: int | None = None,
-    add_bos_token: bool | None = None,
-    target_delimiter: str | None = None,
-) -> list[McItem]:
-    """Per-item MC verdicts via lm-eval's ``multiple_choice`` (acc and acc_norm), in input order.
-
-    Each item is ``{"context": str, "choices": list[str], "gold": int}`` (an ``id`` is kept if given).
-    Each choice is scored as ``target_delimiter + choice`` after the context (lm-eval's convention).
-    ``None`` (default) picks it from the data: ``""`` when the choices already carry their leading
-    space (or the context ends in whitespace), as in this package's held-out ``mc-*.jsonl``, and
-    lm-eval's ``" "`` otherwise, so a choice is never scored with a doubled or a missing space.
-    """
+def mc_records(items: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Validated MC items (``{"id", "context", "choices", "gold"}``) and the delimiter the data implies
+    (see `mc_per_item`); raises LmEvalInputError naming the item and field."""
     records = []
     for i, item in enumerate(items):
         name = f"items[{i}]" + (f" (id {item['id']!r})" if isinstance(item, dict) and "id" in item else "")
@@ -432,10 +419,43 @@ def mc_per_item(
         for field_name, value in [("context", context), *((f"choices[{j}]", c) for j, c in enumerate(choices))]:
             _check_unicode(value, f"{name}: {field_name!r}")
         records.append({"id": str(item.get("id", i)), "context": context, "choices": list(choices), "gold": gold})
+    return records, _auto_delimiter(records) if records else ""
+
+
+def mc_item(index: int, record: dict[str, Any], loglikelihoods: tuple[float, ...]) -> McItem:
+    """One item's outcome from its choices' log-likelihoods: lm-eval's acc (highest sum) and acc_norm
+    (highest per character of the choice); ties go to the first choice, as numpy's argmax does."""
+    lengths = [float(len(c)) for c in record["choices"]]
+    n = range(len(loglikelihoods))
+    pred = max(n, key=lambda j: (loglikelihoods[j], -j))
+    pred_norm = max(n, key=lambda j: (loglikelihoods[j] / lengths[j], -j))
+    return McItem(index=index, item_id=record["id"], gold=record["gold"], pred=pred, pred_norm=pred_norm,
+                  acc=pred == record["gold"], acc_norm=pred_norm == record["gold"], loglikelihoods=loglikelihoods)
+
+
+def mc_per_item(
+    model: Any,
+    tokenizer: Any,
+    items: Sequence[dict[str, Any]],
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+    add_bos_token: bool | None = None,
+    target_delimiter: str | None = None,
+) -> list[McItem]:
+    """Per-item MC verdicts via lm-eval's ``multiple_choice`` (acc and acc_norm), in input order.
+
+    Each item is ``{"context": str, "choices": list[str], "gold": int}`` (an ``id`` is kept if given).
+    Each choice is scored as ``target_delimiter + choice`` after the context (lm-eval's convention).
+    ``None`` (default) picks it from the data: ``""`` when the choices already carry their leading
+    space (or the context ends in whitespace), as in this package's held-out ``mc-*.jsonl``, and
+    lm-eval's ``" "`` otherwise, so a choice is never scored with a doubled or a missing space.
+    """
+    records, auto = mc_records(items)
     if not records:
         return []
     if target_delimiter is None:
-        target_delimiter = _auto_delimiter(records)
+        target_delimiter = auto
     template = dict(_MC_TEMPLATE, target_delimiter=target_delimiter)
     samples, _ = _run_task(
         model,
@@ -446,22 +466,7 @@ def mc_per_item(
         max_length=max_length,
         add_bos_token=add_bos_token,
     )
-    out = []
-    for i, (sample, rec) in enumerate(zip(samples, records, strict=True)):
-        lls = tuple(float(resp[0]) for resp in sample["filtered_resps"])
-        lengths = [float(len(c)) for c in rec["choices"]]
-        pred = max(range(len(lls)), key=lambda j: (lls[j], -j))
-        pred_norm = max(range(len(lls)), key=lambda j: (lls[j] / lengths[j], -j))
-        out.append(
-            McItem(
-                index=i,
-                item_id=rec["id"],
-                gold=rec["gold"],
-                pred=pred,
-                pred_norm=pred_norm,
-                acc=bool(sample["acc"]),
-                acc_norm=bool(sample["acc_norm"]),
-                loglikelihoods=lls,
-            )
-        )
-    return out
+    return [
+        mc_item(i, rec, tuple(float(resp[0]) for resp in sample["filtered_resps"]))
+        for i, (sample, rec) in enumerate(zip(samples, records, strict=True))
+    ]

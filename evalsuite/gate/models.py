@@ -203,6 +203,10 @@ class ModelSession:
             return self._active
         if variant.label in self._failed:  # do not redo an expensive failing compression per item
             raise self._failed[variant.label]
+        if self.settings.backend != "hf" and variant.kind != "recipe":
+            self._restore()
+            self._active = self._served(variant)
+            return self._active
         base = self.base() if variant.kind != "checkpoint" else None  # a checkpoint alone: one model in memory
         self._restore()
         self._active = None
@@ -213,6 +217,18 @@ class ModelSession:
             self._failed[variant.label] = failure
             raise failure from None
         return self._active
+
+    def _served(self, variant: Variant) -> ActiveModel:
+        """A model only a server runs: its folder, tokenizer and file fingerprint, no weights in this process
+        (a 400B checkpoint is never loaded here just to be served)."""
+        from evalsuite.model.fingerprint import fingerprint_checkpoint
+        from evalsuite.model.loading import load_tokenizer
+
+        path = self.base_path() if variant.kind == "base" else self.settings.resolve(variant.spec or "")
+        fingerprint = fingerprint_checkpoint(path)
+        tokenizer = load_tokenizer(path, trust_remote_code=self.settings.trust_remote_code)
+        return ActiveModel(None, tokenizer, variant, f"{variant.kind}:{fingerprint}", path=path,
+                           fingerprint=fingerprint)
 
     def _activate(self, variant: Variant, base) -> ActiveModel:
         if variant.kind == "base":

@@ -10,6 +10,7 @@ variant is applied once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,13 @@ from evalsuite.gate.recording import generative_payload, write_baseline
 from evalsuite.metrics.reasoning import ReasoningSplit
 
 __all__ = ["Gate", "Variant", "ActiveModel", "describe_record"]
+
+
+def _model_type(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError):
+        return None
 
 
 class Gate:
@@ -235,8 +243,8 @@ class Gate:
                            "engine": engine}
             pending.append((case, {**payload, "file": self._source(case)}))
         written = [store.write_model_info({
-            "path": portable_path(Path(self.base().path), self.settings.rootdir),
-            "model_type": getattr(self.base().model.config, "model_type", None),
+            "path": portable_path(Path(active.path), self.settings.rootdir),
+            "model_type": _model_type(Path(active.path)),
             "settings": key,
             "engine": engine,
         })]

@@ -33,25 +33,31 @@ _LOGIT_OPS = {
 
 
 class _RouterMode(TorchFunctionMode):
-    """Adds ``bias`` to (and/or reports) the first logits computed from ``weight`` (or a view/cast of it)."""
+    """Adds ``bias`` to (and/or reports) the first logits computed from ``weight`` (or a view/cast of it).
+
+    ``weight`` may be a callable returning the router's weight *now*: a module dispatched by accelerate
+    (offloaded to CPU or disk) gets its real weight swapped in inside its forward, after forward
+    pre-hooks ran, so the tensor the matmul sees is only known at matmul time.
+    """
 
     def __init__(
         self,
-        weight: torch.Tensor,
+        weight: torch.Tensor | Callable[[], torch.Tensor],
         num_experts: int,
         bias: torch.Tensor | None,
         record: Callable[[torch.Tensor], None] | None,
     ) -> None:
         super().__init__()
-        self.tracked: list[torch.Tensor] = [weight]
-        self.numel = weight.numel()
+        self.live = weight if callable(weight) else (lambda: weight)
+        self.tracked: list[torch.Tensor] = []
+        self.numel = self.live().numel()
         self.num_experts = num_experts
         self.bias = bias
         self.record = record
         self.done = False
 
     def _is_tracked(self, obj: Any) -> bool:
-        return isinstance(obj, torch.Tensor) and any(obj is t for t in self.tracked)
+        return isinstance(obj, torch.Tensor) and (obj is self.live() or any(obj is t for t in self.tracked))
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
@@ -76,7 +82,7 @@ class _RouterMode(TorchFunctionMode):
 
 def tap_router(
     router: nn.Module,
-    weight: torch.Tensor,
+    weight: torch.Tensor | Callable[[], torch.Tensor],
     num_experts: int,
     *,
     bias: torch.Tensor | None = None,
@@ -126,15 +132,17 @@ def _mask_pre_hook(weight_path: str, module: nn.Module, args: Any) -> None:
         stack.append(None)
         return
     weight = module.get_parameter(weight_path)
+    # an offloaded weight sits on the meta device until the forward loads it: keep the bias on the CPU
+    device = weight.device if weight.device.type != "meta" else torch.device("cpu")
     drop = tuple(sorted(set().union(*masks.values())))
     cached = module.__dict__.get(_BIAS_CACHE_ATTR)
-    if cached is None or cached[0] != (drop, weight.device, int(weight.shape[0])):
+    if cached is None or cached[0] != (drop, device, int(weight.shape[0])):
         cached = (
-            (drop, weight.device, int(weight.shape[0])),
-            mask_bias(int(weight.shape[0]), list(drop), weight.device),
+            (drop, device, int(weight.shape[0])),
+            mask_bias(int(weight.shape[0]), list(drop), device),
         )
         module.__dict__[_BIAS_CACHE_ATTR] = cached
-    mode = _RouterMode(weight, int(weight.shape[0]), cached[1], None)
+    mode = _RouterMode(functools.partial(module.get_parameter, weight_path), int(weight.shape[0]), cached[1], None)
     mode.__enter__()
     stack.append(mode)
 

@@ -23,6 +23,7 @@ __all__ = [
     "Generation",
     "TokenScores",
     "encode_prompt",
+    "finish_generation",
     "generate_greedy",
     "generate_sampled",
     "pad_id_of",
@@ -151,6 +152,21 @@ def _plain_generation_config(model) -> Iterator[None]:
         model.generation_config = saved
 
 
+def finish_generation(
+    tokenizer, prompt_ids: list[int], new_ids: Sequence[int], *, budget: int, eos: set[int], stop: Sequence[str]
+) -> Generation:
+    """A response from raw new ids, the same for every backend: cut at the budget, at the first eos and
+    at the first stop string (keeping the token that completes it); the text is decoded from the ids."""
+    toks = list(new_ids)[:budget]
+    finish = "length"
+    for pos, tok in enumerate(toks):
+        if tok in eos:
+            toks, finish = toks[:pos], "eos"
+            break
+    toks, text, stopped = _cut_at_stop(tokenizer, toks, stop)
+    return Generation(list(prompt_ids), toks, text, "stop" if stopped else finish)
+
+
 @torch.no_grad()
 def generate_greedy(
     model,
@@ -213,21 +229,11 @@ def generate_greedy(
                 )
             new = out[:, ids.shape[1] :].tolist()
             for row, i in enumerate(batch):
-                results[i] = _response(tokenizer, prompts[i], new[row][: budgets[i]], eos, stops[i])
+                results[i] = finish_generation(tokenizer, list(prompts[i]), new[row], budget=budgets[i], eos=eos,
+                                               stop=stops[i])
     finally:
         model.train(was_training)
     return [r for r in results if r is not None]
-
-
-def _response(tokenizer, prompt: Sequence[int], toks: list[int], eos: set[int], stop: Sequence[str]) -> Generation:
-    """New tokens (already cut to the budget) cut at eos and at the stop strings."""
-    finish = "length"
-    for pos, tok in enumerate(toks):
-        if tok in eos:
-            toks, finish = toks[:pos], "eos"
-            break
-    toks, text, stopped = _cut_at_stop(tokenizer, toks, stop)
-    return Generation(list(prompt), toks, text, "stop" if stopped else finish)
 
 
 def sample_seed(seed: int, prompt: Sequence[int]) -> int:
@@ -278,7 +284,8 @@ def generate_sampled(
                 torch.manual_seed(sample_seed(seed, prompt))
                 out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
             new = out[:, ids.shape[1]:].tolist()
-            out_all.append([_response(tokenizer, prompt, row[:budget], eos, stop_i) for row in new])
+            out_all.append([finish_generation(tokenizer, list(prompt), row, budget=budget, eos=eos, stop=stop_i)
+                            for row in new])
     finally:
         model.train(was_training)
     return out_all

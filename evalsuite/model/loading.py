@@ -78,7 +78,7 @@ def load_model(
     ``offload_folder`` hand placement to accelerate: layers that fit nowhere else run from disk, so a
     model larger than any one device still loads; without a device_map the model goes to ``device``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a progress bar per load clutters every gate log
@@ -102,19 +102,29 @@ def load_model(
             local_files_only=True,
             **placement,
         )
-        tokenizer = AutoTokenizer.from_pretrained(
-            folder, trust_remote_code=trust_remote_code, local_files_only=True
-        )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"could not load the checkpoint in {folder}: {exc}") from exc
+    tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
     if not placement:
         model.to(device)
     model.eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, path=folder, fingerprint=fingerprint_checkpoint(folder))
+
+
+def load_tokenizer(folder: Path, *, trust_remote_code: bool = False) -> Any:
+    """The checkpoint's tokenizer, padding on the left (every prompt ends where generation starts).
+
+    Alone (without the weights) for a model a server runs: the gate still encodes the prompts itself."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"could not load the tokenizer in {folder}: {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # Batched generation pads on the left so every prompt ends where generation starts.
     tokenizer.padding_side = "left"
-    return LoadedModel(model=model, tokenizer=tokenizer, path=folder, fingerprint=fingerprint_checkpoint(folder))
+    return tokenizer
 
 
 def resolved_dtype(folder: Path, dtype: str) -> str:

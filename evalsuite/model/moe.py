@@ -446,7 +446,8 @@ class MoEModel:
                     seen[_i]["call"] = _bind_experts_args(module, args, kwargs)
 
             handles.append(block.experts.register_forward_pre_hook(hook, with_kwargs=True))
-            handles += tap_router(block.router, block.router_weight.tensor, block.num_experts, record=logits[i].append)
+            handles += tap_router(block.router, lambda b=block: b.router_weight.tensor, block.num_experts,
+                                  record=logits[i].append)
         modes = {m: m.training for m in self.model.modules()}
         try:
             self.model.eval()

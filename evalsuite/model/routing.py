@@ -22,6 +22,7 @@ from torch import nn
 
 from evalsuite.errors import UnsupportedModelError
 from evalsuite.model._router_tap import tap_router
+from evalsuite.model.generation import input_device
 from evalsuite.model.moe import MoEBlock, MoEModel, _bind_experts_args
 from evalsuite.progress import progress
 
@@ -244,13 +245,13 @@ def collect_routing_stats(
     for acc in accs:
         handles.append(acc.block.experts.register_forward_pre_hook(make_hook(acc), with_kwargs=True))
         handles += tap_router(
-            acc.block.router, acc.block.router_weight.tensor, acc.block.num_experts, record=acc.logits.append
+            acc.block.router, lambda b=acc.block: b.router_weight.tensor, acc.block.num_experts,
+            record=acc.logits.append,
         )
     modes = {m: m.training for m in net.modules()}
     net.eval()
     try:
-        embeddings = net.get_input_embeddings() if hasattr(net, "get_input_embeddings") else None
-        device = embeddings.weight.device if embeddings is not None else next(net.parameters()).device
+        device = input_device(net)
         for item in progress(batches, "routing statistics"):
             if isinstance(item, Mapping):  # a tokenizer's BatchEncoding / dict
                 input_ids, attention_mask = item["input_ids"], item.get("attention_mask")

@@ -34,15 +34,6 @@ def _gate(pytester: pytest.Pytester, *extra: str) -> pytest.RunResult:
     )
 
 
-def _verdicts(xml: Path) -> dict[tuple[str, str], bool]:
-    out = {}
-    for case in ET.parse(xml).iter("testcase"):
-        props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        if "case" in props and "passed" in props:
-            out[(props["case"], props["check"])] = props["passed"] == "True"
-    return out
-
-
 def test_original_model_passes_against_committed_baselines(pytester: pytest.Pytester):
     result = _gate(pytester)
     outcomes = result.parseoutcomes()
@@ -56,10 +47,10 @@ def test_original_model_passes_against_committed_baselines(pytester: pytest.Pyte
                         for p in code)
 
 
-def test_english_calibrated_pruning_fails_on_the_right_checks(pytester: pytest.Pytester):
+def test_english_calibrated_pruning_fails_on_the_right_checks(pytester: pytest.Pytester, gate_verdicts):
     result = _gate(pytester, f"--evalsuite-recipe={RECIPE}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    verdicts = _verdicts(pytester.path / "gate.xml")
+    verdicts = gate_verdicts(pytester.path / "gate.xml")
     failed = {key for key, ok in verdicts.items() if not ok}
     assert failed, "an aggressive English-only pruning must not pass"
     # the seeds' failure mode on the languages the calibration ignored: every translation loses its

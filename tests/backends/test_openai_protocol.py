@@ -1,0 +1,136 @@
+"""The OpenAI-protocol backend against a small local fake server: how answers are read, and what a user
+sees when the server misbehaves (no answer, an error status, not JSON, missing log-probs).
+
+The real engine is exercised by tests/integration/test_vllm_backend.py; this module pins the error paths
+a real server rarely produces on demand."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from evalsuite.backends.base import GenerateRequest, ScoreRequest
+from evalsuite.backends.openai import BackendError, OpenAIBackend
+
+
+class FakeTokenizer:
+    """Ids are characters: id = ord(c); eos = 0."""
+
+    eos_token_id = 0
+    bos_token_id = None
+    unk_token_id = None
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(chr(i) for i in ids if not (skip_special_tokens and i == 0))
+
+    def convert_tokens_to_ids(self, token: str) -> int | None:
+        return ord(token) if len(token) == 1 else None
+
+
+def _completion(prompt: list[int], body: dict[str, Any]) -> dict[str, Any]:
+    """Echo the prompt (with log-prob -1 each) and generate 'ab' then eos, as vLLM reports it."""
+    new = [] if body.get("echo") else [ord("a"), ord("b"), 0]
+    ids = (prompt if body.get("echo") else []) + (new or [ord("z")])
+    tops = [None if body.get("echo") and i == 0 else {f"token_id:{t}": -1.0, "token_id:120": -2.0}
+            for i, t in enumerate(ids)]
+    return {"index": 0, "text": "", "logprobs": {
+        "tokens": [f"token_id:{t}" for t in ids],
+        "token_logprobs": [None if top is None else -1.0 for top in tops],
+        "top_logprobs": tops}}
+
+
+class Fake(BaseHTTPRequestHandler):
+    mode = "ok"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/v1/models":
+            self._send(200, json.dumps({"data": [{"id": "fake", "max_model_len": 64}]}).encode())
+        elif self.path == "/version":
+            self._send(200, b'{"version": "0.0-fake"}')
+        else:
+            self._send(404, b"{}")
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if Fake.mode == "slow":
+            time.sleep(3)
+        if Fake.mode == "error":
+            return self._send(500, b'{"error": "engine died"}')
+        if Fake.mode == "garbage":
+            return self._send(200, b"<html>proxy error</html>")
+        if Fake.mode == "no-logprobs":
+            return self._send(200, json.dumps({"choices": [{"index": 0, "text": "x"}]}).encode())
+        choices = []
+        for i, prompt in enumerate(body["prompt"]):
+            choice = _completion(prompt, body)
+            choice["index"] = i
+            choices.append(choice)
+        self._send(200, json.dumps({"choices": choices}).encode())
+
+
+@pytest.fixture()
+def server() -> Iterator[str]:
+    Fake.mode = "ok"
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _backend(url: str, timeout_s: float = 10.0) -> OpenAIBackend:
+    return OpenAIBackend(url, FakeTokenizer(), timeout_s=timeout_s)
+
+
+def test_reads_greedy_ids_cuts_eos_and_scores_by_echo(server: str):
+    backend = _backend(server)
+    assert (backend.model, backend.max_length, backend.info.version) == ("fake", 64, "0.0-fake")
+    gen = backend.generate([GenerateRequest((104, 105), 8)], top_k=2)[0]
+    assert (gen.token_ids, gen.text, gen.finish) == ([97, 98], "ab", "eos")
+    assert gen.scores.top_ids[0] == [97, 120]
+    scored = backend.score([ScoreRequest((104, 105), (97, 98), ((97, 7), (98,)))], top_k=2)[0]
+    assert scored.token_logprobs == [-1.0, -1.0]
+    # id 7 was not among the reported alternatives: it gets the unassigned mass (1 - e^-1 - e^-2)
+    assert scored.gathered[0][0] == -1.0 and scored.gathered[0][1] == pytest.approx(-0.6931, abs=0.2)
+    doc = backend.loglikelihood_rolling(["hey"])[0]
+    assert (doc.loglikelihood, doc.tokens) == (-3.0, 3)
+
+
+@pytest.mark.parametrize(("mode", "says"), [
+    ("error", r"HTTP 500: \{\"error\": \"engine died\"\}"),
+    ("garbage", r"the answer is not JSON: b'<html>proxy error"),
+    ("no-logprobs", r"a completion came without log-probs"),
+    ("slow", r"no answer \(.*\) within 1 s; is the server running"),
+])
+def test_a_misbehaving_server_is_one_clear_error(server: str, mode: str, says: str):
+    backend = _backend(server, timeout_s=1.0)
+    Fake.mode = mode
+    with pytest.raises(BackendError, match=says):
+        backend.generate([GenerateRequest((104,), 4)])
+
+
+def test_no_server_at_all_names_the_url_and_the_setting():
+    with pytest.raises(BackendError, match=r"http://127\.0\.0\.1:9/v1/models: no answer .*server_url"):
+        _backend("http://127.0.0.1:9", timeout_s=2.0)
