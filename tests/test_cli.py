@@ -73,6 +73,21 @@ FLAGS = {
     ),
     "html": (["--html", "r.html"], lambda s, c, g: Path(s.html).name == "r.html"),
     "pytest_args": (["--pytest-args", "-x"], lambda s, c, g: c.option.maxfail == 1),
+    "backend": (["--backend", "vllm"], lambda s, c, g: s.backend == "vllm"),
+    "device": (["--device", "cpu"], lambda s, c, g: s.device == "cpu"),
+    "device_map": (["--device-map", "sequential"], lambda s, c, g: s.device_map == "sequential"),
+    "max_memory": (["--max-memory", '{"cpu": "2GiB"}'], lambda s, c, g: s.max_memory == {"cpu": "2GiB"}),
+    "offload_folder": (["--offload-folder", "off"], lambda s, c, g: s.offload_folder == "off"),
+    "threads": (["--threads", "3"], lambda s, c, g: s.threads == 3),
+    "batch_size": (["--batch-size", "5"], lambda s, c, g: s.batch_size == 5),
+    "server_url": (["--server-url", "http://h:1"], lambda s, c, g: s.server_url == "http://h:1"),
+    "server_model": (["--server-model", "m"], lambda s, c, g: s.server_model == "m"),
+    "vllm_command": (["--vllm-command", "py -m v"], lambda s, c, g: s.vllm_command == ["py", "-m", "v"]),
+    "vllm_args": (["--vllm-args", "--max-model-len 4096"], lambda s, c, g: s.vllm_args == ["--max-model-len", "4096"]),
+    "tensor_parallel": (["--tensor-parallel", "2"], lambda s, c, g: s.tensor_parallel == 2),
+    "pipeline_parallel": (["--pipeline-parallel", "2"], lambda s, c, g: s.pipeline_parallel == 2),
+    "baseline_backend": (["--baseline-backend", "hf"], lambda s, c, g: s.baseline_backend == "hf"),
+    "baseline_dtype": (["--baseline-dtype", "float32"], lambda s, c, g: s.baseline_dtype == "float32"),
 }
 
 
@@ -106,8 +121,11 @@ def test_model_flags_reach_the_loader(tiny_moe_path: Path, monkeypatch: pytest.M
         raise loading.ModelLoadError("stop here")
 
     monkeypatch.setattr(loading, "load_model", capture)
-    assert main([*command, "--model", str(tiny_moe_path), "--dtype", "bfloat16", "--trust-remote-code"]) == 2
-    assert seen == {"path": str(tiny_moe_path), "dtype": "bfloat16", "trust_remote_code": True}
+    flags = ["--dtype", "bfloat16", "--trust-remote-code", "--device-map", "auto", "--max-memory", '{"cpu": "1GiB"}',
+             "--offload-folder", "off"]
+    assert main([*command, "--model", str(tiny_moe_path), *flags]) == 2
+    assert seen == {"path": str(tiny_moe_path), "dtype": "bfloat16", "trust_remote_code": True, "device": "cpu",
+                    "device_map": "auto", "max_memory": {"cpu": "1GiB"}, "offload_folder": "off"}
 
 
 def test_gate_without_suite_runs_the_configured_suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
