@@ -228,7 +228,7 @@ class Gate:
                           baseline=None, top_k=self.settings.top_k_logprobs)
         results = execute(plan, backend, top_k=self.settings.top_k_logprobs, timing=self.timing,
                           sandbox=self.settings.sandbox, answer=lambda c, g: self.answer(active, c, g).answer)
-        label = f"the base model {portable_path(Path(self.base().path), self.settings.rootdir)}"
+        label = f"the base model {portable_path(Path(active.path), self.settings.rootdir)}"
         generative = [c for c in cases if c.generative]
         preflight.check_scores(generative, [results[(c.key, "gen")] for c in generative], label, "run")
         pending = []
