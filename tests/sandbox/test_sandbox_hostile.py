@@ -8,6 +8,7 @@ test_sandbox_escapes.py, as root and as an unprivileged user.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import socket
@@ -242,3 +243,35 @@ def test_hook_refuses_starting_programs_and_ctypes() -> None:
     r = run_untrusted(code, audit_hook=True, **FAST)
     assert r.passed, r.stderr
     assert r.stdout.strip() == "run,system,execv,fork_exec,ctypes"
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_kernel_attack_surface_is_refused(level: str) -> None:
+    """seccomp, with the audit hook off (ctypes allowed): new namespaces, mounts, bpf, io_uring, ptrace
+    and any socket fail with EPERM; clone3 says ENOSYS so libc falls back to the filtered clone."""
+    code = (
+        "import ctypes, socket\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "out = {}\n"
+        "for name, nr, args in (('unshare', 272, (0x10000000,)), ('mount', 165, (b'none', b'/', b'tmpfs', 0, None)),\n"
+        "                       ('bpf', 321, (0, 0, 0)), ('io_uring_setup', 425, (1, None)), ('ptrace', 101, (0, 0)),\n"
+        "                       ('clone3', 435, (None, 0))):\n"
+        "    rc = libc.syscall(nr, *args)\n"
+        "    out[name] = (rc, ctypes.get_errno())\n"
+        "try:\n"
+        "    socket.socket(socket.AF_UNIX)\n"
+        "    out['socket'] = 'ok'\n"
+        "except OSError as e:\n"
+        "    out['socket'] = e.errno\n"
+        "a, b = socket.socketpair()\n"
+        "a.send(b'x')\n"
+        "out['socketpair'] = b.recv(1).decode()\n"
+        "print(out)\n"
+    )
+    r = run_untrusted(code, level=level, audit_hook=False, **FAST)
+    assert r.passed, r.stderr
+    out = ast.literal_eval(r.stdout.strip())
+    assert {k: v for k, v in out.items() if k not in {"clone3", "socket", "socketpair"}} == {
+        k: (-1, 1) for k in ("unshare", "mount", "bpf", "io_uring_setup", "ptrace")}
+    assert out["clone3"] == (-1, 38) and out["socket"] == 1 and out["socketpair"] == "x"
+    assert "seccomp" in r.isolation
