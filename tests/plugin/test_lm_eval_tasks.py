@@ -121,3 +121,12 @@ def test_a_task_without_a_per_item_binary_metric_is_refused(tmp_path: Path, vari
     assert items.metric == "acc" and len(items.ids) == 4 and set(items.correct) <= {0, 1}
     with pytest.raises(EvalsuiteError, match="metric 'bleu' has no per-item 0/1 outcome"):
         task_items(varied_moe.model, varied_moe.tokenizer, config, limit=4, metric="bleu")
+
+
+def test_a_registered_task_whose_dataset_is_not_cached_fails_offline_with_the_fix(varied_moe):
+    """A registered name is looked up among lm-eval's built-in tasks (indexing them takes ~15-35 s here);
+    its dataset is never downloaded: without a local copy the case fails saying what to do."""
+    from evalsuite.gate.lm_eval_tasks import task_items
+
+    with pytest.raises(EvalsuiteError, match=r"lm-eval task 'arc_easy' could not be loaded offline: .*never downloads"):
+        task_items(varied_moe.model, varied_moe.tokenizer, "arc_easy", limit=2)
