@@ -1,6 +1,6 @@
 """The `evalsuite` command line.
 
-`gate` and `record` are thin wrappers around pytest (the gate *is* a pytest run, so CI can equally call
+`gate`, `record` and `sweep` are thin wrappers around pytest (the gate *is* a pytest run, so CI can equally call
 pytest directly); `info`, `profile` and `compress` inspect and export models without pytest.
 """
 
@@ -80,6 +80,11 @@ def _pytest_args(args: argparse.Namespace, *, update: bool) -> list[str]:
         argv.append(f"--evalsuite-html={args.html}")
     if update:
         argv.append("--evalsuite-update-baselines")
+    if getattr(args, "noise_replicates", None) is not None:
+        argv.append(f"--evalsuite-noise-replicates={args.noise_replicates}")
+    argv += [f"--evalsuite-sweep={method}" for method in getattr(args, "method", None) or []]
+    if getattr(args, "ratios", None):
+        argv.append("--evalsuite-ratios=" + ",".join(f"{r:g}" for r in args.ratios))
     if args.marker:
         argv += ["-m", args.marker]
     return argv + list(args.pytest_args)
@@ -204,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext, func in (
         ("gate", "test a compressed model against the stored baselines (a pytest run)", _cmd_gate),
         ("record", "record or refresh the baselines of the base model (explicit, never implicit)", _cmd_record),
+        ("sweep", "run compression methods over a list of ratios and report the largest ratio that passes",
+         _cmd_gate),
     ):
         sub = commands.add_parser(name, help=helptext)
         _model_args(sub, tuple(ENGINE_OPTIONS))
@@ -214,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--baselines", help="baseline folder (default: baselines/)")
         sub.add_argument("-m", dest="marker", help="pytest marker expression, e.g. generative")
+        if name == "record":
+            sub.add_argument("--noise-replicates", type=int, metavar="K",
+                             help="also record a noise floor from K benign replicates (docs/VERDICTS.md)")
+        if name == "sweep":
+            sub.add_argument("--method", action="append", required=True,
+                             help="method to sweep, e.g. freq, reap, merge-cka-uniform, freq@english (repeatable)")
+            sub.add_argument("--ratios", type=float, nargs="+", required=True, metavar="R",
+                             help="fractions of experts to remove, e.g. 0.125 0.25 0.5")
+            sub.add_argument("--html", help="write the HTML report (with the sweep plot) here")
         if name == "gate":
             sub.add_argument("--recipe", action="append", help="compression recipe, e.g. reap:0.25 (repeatable)")
             sub.add_argument(

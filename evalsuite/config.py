@@ -229,6 +229,10 @@ class GateSettings:
     # "items" = any failing item (today's rule), "auto" = "suite" when a noise floor exists, else "items"
     verdict: str = "auto"
     verdict_alpha: float = 0.05  # suite-wide false-alarm rate, split over the check families (Bonferroni)
+    # ratio sweep (gate/sweep.py): every method in `sweep` at every ratio in `sweep_ratios` becomes a recipe
+    # variant; the summary reports per method the largest ratio whose suite verdict passes
+    sweep: list[str] = field(default_factory=list)
+    sweep_ratios: list[float] = field(default_factory=list)
     tolerances: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_TOLERANCES))
     rootdir: Path = field(default_factory=Path.cwd)
 
@@ -293,7 +297,7 @@ class GateSettings:
         return settings
 
 
-_LIST_SETTINGS = {"compressed", "recipes", "suites", "vllm_command", "vllm_args"}
+_LIST_SETTINGS = {"compressed", "recipes", "suites", "sweep", "vllm_command", "vllm_args"}
 _PLACEMENT_TYPES: dict[str, tuple[type, ...]] = {
     "device_map": (str, dict), "max_memory": (dict,), "offload_folder": (str,), "server_url": (str,),
     "server_model": (str,), "baseline_backend": (str,), "baseline_dtype": (str,),

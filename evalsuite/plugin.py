@@ -80,6 +80,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "namespaces, bwrap, or weak (no namespaces; Landlock + seccomp; an explicit opt-in)",
     )
     group.addoption(
+        "--evalsuite-sweep", metavar="METHOD", action="append", default=None,
+        help="sweep METHOD (e.g. freq, reap, merge-cka-uniform, freq@english) over --evalsuite-ratios: one recipe "
+        "variant per ratio, and the largest ratio that passes (repeatable)",
+    )
+    group.addoption("--evalsuite-ratios", metavar="R,R,...", default=None,
+                    help="the ratios (fractions of experts to remove) a sweep runs, e.g. 0.125,0.25,0.5")
+    group.addoption(
         "--evalsuite-noise-replicates", metavar="K", type=int, default=None,
         help="with --evalsuite-update-baselines: also record a noise floor from K benign replicates "
         "(setting noise_replicates; one extra gate pass each)",
@@ -181,6 +188,14 @@ def _settings(config: pytest.Config) -> GateSettings:
     given = {name: parse_option(name, getattr(opt, f"evalsuite_{name}")) for name in ENGINE_OPTIONS
              if getattr(opt, f"evalsuite_{name}", None) is not None}
     settings.update(given, "command line --evalsuite-*")
+    if opt.evalsuite_sweep:
+        settings.sweep = list(opt.evalsuite_sweep)
+    if opt.evalsuite_ratios:
+        try:
+            settings.sweep_ratios = [float(r) for r in opt.evalsuite_ratios.split(",") if r.strip()]
+        except ValueError:
+            raise EvalsuiteError(f"--evalsuite-ratios: got {opt.evalsuite_ratios!r}; give numbers separated by "
+                                 "commas, e.g. 0.125,0.25,0.5") from None
     # paths given on the command line are relative to where pytest was invoked
     invoked = Path(config.invocation_params.dir)
     for attr in ("model", "baselines", "prompts", "html"):
@@ -199,7 +214,7 @@ _ITEM_MARKS = ({"evalsuite", "generative"}, {"evalsuite", "discriminative"})
 def _selects_gate(config: pytest.Config) -> bool:
     """Does `-m` select gate items, or did the user ask for the gate with an --evalsuite-* option?"""
     opt = config.option
-    if opt.evalsuite_recipe or opt.evalsuite_compressed or opt.evalsuite_update_baselines:
+    if opt.evalsuite_recipe or opt.evalsuite_compressed or opt.evalsuite_update_baselines or opt.evalsuite_sweep:
         return True
     markexpr = getattr(opt, "markexpr", "") or ""
     if not markexpr:
@@ -585,6 +600,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
     for line in verdict_lines(config.stash.get(_VERDICTS, [])):
         terminalreporter.write_line(line)
+    from evalsuite.gate.sweep import sweep_lines
+
+    for line in sweep_lines(config.stash.get(_SWEEP, [])):
+        terminalreporter.write_line(line)
     html = getattr(gate, "html_written", None)
     if html:
         terminalreporter.write_line(f"HTML report: {html}")
@@ -594,6 +613,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 _VERDICTS = pytest.StashKey[list]()
+_SWEEP = pytest.StashKey[list]()
 
 
 def _apply_verdicts(session: pytest.Session, gate: Any) -> None:
@@ -617,9 +637,29 @@ def _apply_verdicts(session: pytest.Session, gate: Any) -> None:
             for f in v.families:
                 if f.failures:
                     xml.add_global_property(f"evalsuite_family[{v.variant}][{f.check}]", f.describe())
-    if (verdicts and all(v.mode == "suite" for v in verdicts) and all(v.passed for v in verdicts)
-            and not collected.other_failures and session.exitstatus == pytest.ExitCode.TESTS_FAILED):
+    sweep = _sweep_summary(gate, verdicts, collected.outcomes, xml)
+    session.config.stash[_SWEEP] = sweep
+    only_sweep = bool(sweep) and all(v.variant in {p.label for m in sweep for p in m.points} for v in verdicts)
+    decided = only_sweep or (verdicts and all(v.mode == "suite" for v in verdicts) and all(v.passed for v in verdicts))
+    if decided and not collected.other_failures and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+        # a sweep reports the largest passing ratio (failing ratios are its point); a suite verdict that
+        # passes overrules judged item failures it has weighed against the noise floor
         session.exitstatus = pytest.ExitCode.OK
+
+
+def _sweep_summary(gate: Any, verdicts: list, outcomes: list, xml: Any) -> list:
+    from evalsuite.compression.recipe import parse_recipe
+    from evalsuite.gate.sweep import sweep_summary
+
+    if not gate.sweep:
+        return []
+    labels = {text: parse_recipe(text).short for text in gate.sweep}
+    methods = sweep_summary(gate.sweep, labels, verdicts, outcomes)
+    for m in methods:
+        if xml is not None:
+            best = m.largest_passing
+            xml.add_global_property(f"evalsuite_sweep[{m.method}]", "none" if best is None else f"{best:g}")
+    return methods
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -638,13 +678,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         path = Path(gate.settings.html)
         path = path if path.is_absolute() else gate.settings.rootdir / path
-        from evalsuite.reporting.verdicts import verdict_section
+        from evalsuite.reporting.verdicts import sweep_section, verdict_section
 
+        sections = [sweep_section(session.config.stash.get(_SWEEP, [])),
+                    verdict_section(session.config.stash.get(_VERDICTS, []))]
         if path.is_dir():  # --evalsuite-html=reports/ : the report goes inside the folder
             path = path / "evalsuite-report.html"
         try:
             html.write_html_report(collected.outcomes, path, title="evalsuite gate report", run_info=gate.run_info(),
-                                   sections=[verdict_section(session.config.stash.get(_VERDICTS, []))])
+                                   sections=sections)
             gate.html_written = path
         except EvalsuiteError as exc:  # the terminal summary (printed after this hook) must still appear
             gate.html_error = str(exc)

@@ -88,10 +88,15 @@ FLAGS = {
     "pipeline_parallel": (["--pipeline-parallel", "2"], lambda s, c, g: s.pipeline_parallel == 2),
     "baseline_backend": (["--baseline-backend", "hf"], lambda s, c, g: s.baseline_backend == "hf"),
     "baseline_dtype": (["--baseline-dtype", "float32"], lambda s, c, g: s.baseline_dtype == "float32"),
+    "noise_replicates": (["--noise-replicates", "3"], lambda s, c, g: s.noise_replicates == 3),
+    "method": (["--method", "freq", "--method", "reap@english", "--ratios", "0.25", "0.5"],
+               lambda s, c, g: [v.label for v in g.variants] == ["frequency:0.25", "frequency:0.5", "reap:0.25@english",
+                                                                  "reap:0.5@english"]),
+    "ratios": (["--method", "freq", "--ratios", "0.1", "0.2"], lambda s, c, g: s.sweep_ratios == [0.1, 0.2]),
 }
 
 
-@pytest.mark.parametrize("command", ["gate", "record"])
+@pytest.mark.parametrize("command", ["gate", "record", "sweep"])
 def test_every_flag_reaches_the_pytest_run(pytester: pytest.Pytester, command: str) -> None:
     from evalsuite.gate.runner import Gate
     from evalsuite.plugin import _settings
@@ -102,7 +107,9 @@ def test_every_flag_reaches_the_pytest_run(pytester: pytest.Pytester, command: s
     assert dests <= set(FLAGS), f"new flags {dests - set(FLAGS)}: wire them to the run and add them here"
     for dest in sorted(dests):
         given, arrived = FLAGS[dest]
-        args = parser.parse_args([command, "prompts/x", *given])
+        required = ["--method", "freq", "--ratios", "0.5"] if command == "sweep" and dest not in {"method", "ratios"} \
+            else []
+        args = parser.parse_args([command, "prompts/x", *required, *given])
         config = pytester.parseconfig(*_pytest_args(args, update=command == "record"))
         settings = _settings(config)
         assert arrived(settings, config, Gate(settings)), f"{command} {' '.join(given)} did not reach the run"

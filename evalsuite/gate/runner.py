@@ -64,6 +64,9 @@ class Gate:
         self._record_error: SetupError | None = None
         self._unusable: dict[str, SetupError] = {}  # variant label -> why its prompts cannot run
         self.reported_setup: set[str] = set()  # scopes whose SetupError an item has already reported
+        from evalsuite.gate.sweep import sweep_recipes
+
+        self.sweep = sweep_recipes(settings.sweep, settings.sweep_ratios)  # recipe text -> (method, ratio)
         self.variants = self._variants()
 
     # -- setup -----------------------------------------------------------------------------------
@@ -73,8 +76,9 @@ class Gate:
             return [Variant.base()]
         # "benign:PERTURBATION" gates a benign replicate (gate/perturb.py) like a recipe: the benchmark's
         # false-alarm runs, and a quick way to see what noise alone does to a suite
+        recipes = list(s.recipes) + [r for r in self.sweep if r not in s.recipes]
         variants = [Variant.perturbation(r.removeprefix("benign:")) if r.startswith("benign:") else Variant.recipe(r)
-                    for r in s.recipes] + Variant.checkpoints(s.compressed)
+                    for r in recipes] + Variant.checkpoints(s.compressed)
         return variants or [Variant.base()]
 
     def register(self, case: Case, variant: Variant) -> None:

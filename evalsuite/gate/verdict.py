@@ -137,13 +137,15 @@ def suite_verdicts(outcomes: Sequence[CheckOutcome], *, alpha: float, mode: str 
 def verdict_lines(verdicts: Sequence[SuiteVerdict]) -> list[str]:
     """The verdicts for the terminal summary: PASS/FAIL, why, the failing families, the fragile cases."""
     lines = []
+    fragile: dict[str, dict[str, Any]] = {}
     for v in verdicts:
         lines.append(f"{v.variant}: suite verdict {'PASS' if v.passed else 'FAIL'} ({v.mode}; {v.note})")
         for f in v.families:
             if f.failures:
                 lines.append(f"  {'FAIL' if f.failed else 'ok  '} {f.describe()}")
-        for case, ev in v.fragile.items():
-            example = str(ev.get("example_response", ""))[:80]
-            lines.append(f"  fragile: {case} flips under {len(ev.get('flipped_under', []))} benign replicate(s), "
-                         f"e.g. {ev.get('example_replicate')}: {example!r}")
+        fragile.update(v.fragile)
+    for case, ev in fragile.items():  # a property of the case and the floor: listed once, not per variant
+        example = str(ev.get("example_response", ""))[:80]
+        lines.append(f"fragile case {case}: greedy output flips under {len(ev.get('flipped_under', []))} benign "
+                     f"replicate(s), e.g. {ev.get('example_replicate')}: {example!r}")
     return lines

@@ -155,7 +155,8 @@ def test_one_fragile_case_cannot_fail_the_release_alone():
     family = verdict.families[0]
     assert family.p_value < family.alpha and not family.failed and verdict.passed
     assert "cannot fail a release on its own" in family.note and "s/c0" in verdict.fragile
-    assert any("fragile: s/c0 flips under 1 benign replicate" in line for line in verdict_lines([verdict]))
+    lines = verdict_lines([verdict])
+    assert any("fragile case s/c0: greedy output flips under 1 benign replicate" in line for line in lines)
     solid = _judged("answer", 1, 2, loo=(0, 200))  # the same failure on a stable case fails
     assert not suite_verdicts(solid, alpha=0.05)[0].passed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -83,3 +84,21 @@ def test_exit_status_follows_the_suite_verdict_only_in_suite_mode(pytester: pyte
     items = project.runpytest(*args, "--evalsuite-verdict=items")
     assert items.ret == 1
     items.stdout.fnmatch_lines(["*suite verdict FAIL (items; verdict = items: any failing item fails the suite)"])
+
+
+def test_sweep_finds_the_largest_passing_ratio(pytester: pytest.Pytester, varied_moe_path: Path):
+    _project(pytester, varied_moe_path)
+    pytester.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts").assert_outcomes(passed=26)
+    result = pytester.runpytest("-p", "no:cacheprovider", "prompts", "--evalsuite-sweep=freq",
+                                "--evalsuite-ratios=0.125,0.5", "--evalsuite-html=sweep.html", "--junitxml=out.xml")
+    out = result.stdout.str()
+    # the same pytest parametrisation as recipes: one item per check and ratio
+    counts = result.parseoutcomes()
+    assert counts.get("passed", 0) + counts.get("failed", 0) == 2 * 26
+    verdicts = dict(re.findall(r"^(frequency:[0-9.]+): suite verdict (PASS|FAIL)", out, re.M))
+    assert verdicts == {"frequency:0.125": "PASS", "frequency:0.5": "FAIL"}  # half the experts breaks the tiny model
+    result.stdout.fnmatch_lines(["sweep freq: largest passing ratio 0.125", "  0.125 *PASS*", "  0.5 *FAIL*"])
+    assert result.ret == 0  # a sweep reports; its failing ratios are the point, not an error
+    page = (pytester.path / "sweep.html").read_text()
+    assert 'id="sweep"' in page and "<svg" in page and "largest passing ratio 0.125" in page
+    assert 'name="evalsuite_sweep[freq]" value="0.125"' in (pytester.path / "out.xml").read_text()
