@@ -97,7 +97,10 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     removed and ``path`` is untouched."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent))
+    # not mkdtemp (always 0700, so other CI users could not read the checkpoint): mode 0o777 lets the
+    # umask decide, as for files; the random name keeps two writers apart
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    tmp.mkdir(mode=0o777)
     try:
         yield tmp
         for file in tmp.rglob("*"):

@@ -147,3 +147,13 @@ def test_atomic_folder_replaces_only_when_complete(tmp_path: Path) -> None:
     with atomic_folder(target) as tmp:
         (tmp / "b.txt").write_text("two")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+
+
+def test_atomic_folder_gets_the_mode_mkdir_would_give(tmp_path, umask):
+    from evalsuite.io import atomic_folder
+
+    umask(0o022)
+    with atomic_folder(tmp_path / "ckpt") as folder:
+        (folder / "config.json").write_text("{}")
+    assert (tmp_path / "ckpt").stat().st_mode & 0o777 == 0o755
+    assert _only(tmp_path) == ["ckpt"]

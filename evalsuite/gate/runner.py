@@ -19,7 +19,7 @@ from evalsuite.backends.base import Backend
 from evalsuite.config import GateSettings, key_hash
 from evalsuite.errors import BaselineError, EvalsuiteError, SetupError
 from evalsuite.gate import preflight
-from evalsuite.gate.baselines import BaselineStore, StoredBaseline
+from evalsuite.gate.baselines import UPDATE_HINT, BaselineStore, StoredBaseline
 from evalsuite.gate.cases import Case
 from evalsuite.gate.chat import RenderedPrompt, render_case, split_response
 from evalsuite.gate.checks import CheckInput, run_check
@@ -360,11 +360,27 @@ class Gate:
                 todo.append(case)
             self._preflight(active, [c for c in todo if c.generative])
             plan = build_plan(todo, prompt_ids=lambda c: self.prompt_ids(active, c), budget=self.budget,
-                              baseline=self.baseline)
+                              baseline=lambda c: self._scorable(active, c))
             done.update(execute(plan, self.backend(active), top_k=self.settings.top_k_logprobs, timing=self.timing,
                                 sandbox=self.settings.sandbox, answer=lambda c, g: self.answer(active, c, g).answer))
             done.update({(c.key, "planned"): True for c in todo})
         return done
+
+    def _scorable(self, active: ActiveModel, case: Case) -> StoredBaseline:
+        """The stored baseline, if the model under test can score its token ids: a hand-edited id past the
+        vocabulary fails that case alone, instead of an index error in the batch every case shares."""
+        stored = self.baseline(case)
+        config = getattr(active.model, "config", None)
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        vocab = getattr(config, "vocab_size", None) or len(active.tokenizer)
+        top = [i for row in stored.logprobs.get("top_ids", []) for i in row]
+        largest = max([*stored.response_ids, *top], default=-1)
+        if largest >= vocab:
+            raise BaselineError(
+                f"corrupt baseline {stored.path}: token id {largest} is outside the {vocab}-token vocabulary of "
+                f"{active.variant.label}; restore it from version control or {UPDATE_HINT}"
+            )
+        return stored
 
     def _check_tokenization(self, active: ActiveModel, case: Case, stored: StoredBaseline) -> None:
         """The model fingerprint does not cover the tokenizer: a baseline whose prompt ids no longer
@@ -396,6 +412,7 @@ class Gate:
         x = CheckInput(case=case, tolerance=case.checks[check], baseline_metrics=stored.metrics,
                        variant=variant.label)
         if case.generative:
+            self._scorable(active, case)
             self._check_tokenization(active, case, stored)
             results = self._work(active, case)
             split = self.answer(active, case, results[(case.key, "gen")])

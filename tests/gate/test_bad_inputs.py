@@ -315,6 +315,9 @@ def test_recorded_files_are_group_readable_and_no_temp_files_remain(project):
         (lambda d: [d], "expected a JSON object, got list"),
         (lambda d: {**d, "response_ids": ["x"]}, "'response_ids' must be a list of token ids"),
         (lambda d: {**d, "logprobs": {**d["logprobs"], "top_ids": d["logprobs"]["top_ids"][:-1]}}, "top_ids"),
+        (lambda d: {**d, "response_ids": [99999] * len(d["response_ids"])}, "token id 99999 is outside the"),
+        (lambda d: {**d, "logprobs": {**d["logprobs"], "top_ids": [[10**6] * 8 for _ in d["response_ids"]]}},
+         "token id 1000000 is outside the"),
     ],
 )
 def test_corrupt_baseline_fails_its_case_only(project, edit, says):
