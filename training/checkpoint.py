@@ -3,15 +3,16 @@
 Where: training/runs/<run>/ (git-ignored). `ckpt.pt` holds everything the next step depends on: model
 and optimizer state, step, tokens seen, wall time, the numpy generator that draws the data windows
 (that *is* the data position: windows are sampled, so the same state gives the same next batches) and
-torch's RNG. A checkpoint is written with `evalsuite.io.atomic_write` (a temp file in the same folder, fsync,
+torch's RNG, and a digest of every token stream (resuming on other data is refused).
+A checkpoint is written with `evalsuite.io.atomic_write` (a temp file in the same folder, fsync,
 rename over `ckpt.pt`); a kill during the write leaves the previous checkpoint intact (and at most a
 stray `.ckpt.pt.*.tmp`, git-ignored). `log.csv` rows past the checkpoint's step are dropped
 on resume, so the log never holds the same step twice.
 
 If the run folder is lost, the state cannot be rebuilt: the exported model in evalsuite/default_model
 has the weights but no optimizer or RNG state. Retrain with the same command (the corpus, tokenizer and
-data order are deterministic from the seeds), or continue from the export with a fresh optimizer (see
-training/README.md).
+data order are deterministic from the seeds), or start a new run from the export with
+`train.py --init-from` (fresh optimizer and schedule; see training/README.md).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import time
@@ -79,6 +80,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--stop-after-steps", type=int, default=None, help="exit after this step (tests, probes)")
     ap.add_argument("--restart", action="store_true", help="discard an existing run's state and start over")
+    ap.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="start a new run from an exported model's weights (fresh optimizer and schedule)",
+    )
     return ap.parse_args(argv)
 
 
@@ -180,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     rng = np.random.default_rng(args.seed)
     step, tokens, elapsed = 0, 0, 0.0
+    if state is None and args.init_from is not None:
+        exported = Qwen3MoeForCausalLM.from_pretrained(args.init_from, dtype=torch.float32)
+        model.load_state_dict(exported.state_dict())
+        print(f"initialised from {args.init_from}", flush=True)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -201,6 +212,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": MIX, "params": n_params}, indent=1)
     )
     streams = load_streams(args.corpus, tokenizer, args.max_chars_per_stream, args.ctx)
+    data_digest = {name: hashlib.sha1(arr.tobytes()).hexdigest()[:16] for name, arr in streams.items()}
+    if state is not None and state.get("data", data_digest) != data_digest:
+        changed = sorted(n for n in MIX if state["data"].get(n) != data_digest[n])
+        raise SystemExit(
+            f"the token streams changed since {run_dir} started ({', '.join(changed)}): resuming would not continue "
+            "the same data. Rebuild the corpus/tokenizer the run started with, or --restart (or another --run)"
+        )
 
     def save() -> None:
         save_state(
@@ -216,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "preset": args.preset,
                 "cfg_args": cfg_args,
                 "max_steps": max_steps,
+                "data": data_digest,
             },
         )
         print(f"checkpoint step {step} tokens {tokens:,} elapsed {elapsed / 60:.1f} min", flush=True)
@@ -230,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         losses: list[tuple[float, float]] = []
         model.train()
         t_last = time.time()
-        stop = min(max_steps, args.stop_after_steps or max_steps)
+        stop = max_steps if args.stop_after_steps is None else min(max_steps, args.stop_after_steps)
         while step < stop:
             lr = lr_at(step, max_steps, args.lr, args.warmup, args.min_lr_frac)
             for g in opt.param_groups:
@@ -273,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if step % args.ckpt_every == 0 or step == stop:
                 log_f.flush()
                 save()
+        if state is None and step == 0:  # nothing trained (--stop-after-steps 0): keep the initial state
+            save()
     print("done" if step >= max_steps else f"stopped at step {step}", flush=True)
 
 

@@ -161,3 +161,26 @@ def test_missing_stream_is_named_with_the_fix(corpus: Path, tmp_path: Path) -> N
             (partial / f.name).write_text(f.read_text())
     with pytest.raises(SystemExit, match="train-bible-es.jsonl is missing.*sword-text"):
         train.main(_argv(partial, tmp_path / "runs"))
+
+
+def test_resume_on_changed_data_is_refused(corpus: Path, tmp_path: Path) -> None:
+    train.main(_argv(corpus, tmp_path / "runs", "--stop-after-steps", "1"))
+    cache = corpus / "tok" / "text-en.npy"
+    original = cache.read_bytes()
+    try:
+        np.save(cache, np.load(cache)[::-1].copy())  # same size, other order: a rebuilt corpus
+        with pytest.raises(SystemExit, match="token streams changed.*text-en"):
+            train.main(_argv(corpus, tmp_path / "runs"))
+    finally:
+        cache.write_bytes(original)
+
+
+def test_a_new_run_can_start_from_an_export(corpus: Path, tmp_path: Path) -> None:
+    from training.export import export
+
+    train.main(_argv(corpus, tmp_path / "runs", "--stop-after-steps", "2"))
+    export(tmp_path / "runs" / "r", tmp_path / "model", TOKENIZER)
+    argv = _argv(corpus, tmp_path / "other", "--stop-after-steps", "0", "--init-from", str(tmp_path / "model"))
+    train.main(argv)
+    exported, started = _weights(tmp_path / "runs"), _weights(tmp_path / "other")
+    assert all(torch.equal(exported[k].to(torch.bfloat16).float(), started[k]) for k in exported)
