@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from evalsuite.io import atomic_write_text
 from training.checkpoint import LOG, load_state, save_state, trim_log
 from training.model_config import PRESETS, model_config
 
@@ -208,8 +209,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             "differ from the run's start); the learning rate follows the new one from here",
             flush=True,
         )
-    (run_dir / "config.json").write_text(
-        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": MIX, "params": n_params}, indent=1)
+    atomic_write_text(
+        run_dir / "config.json",
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": MIX, "params": n_params}, indent=1),
     )
     streams = load_streams(args.corpus, tokenizer, args.max_chars_per_stream, args.ctx)
     data_digest = {name: hashlib.sha1(arr.tobytes()).hexdigest()[:16] for name, arr in streams.items()}
