@@ -5,8 +5,9 @@ size. Exporting a loaded model needed a deep copy (2x the model), wrote whatever
 (bf16 became fp32), re-serialised the tokenizer and dropped every weight the text model did not load
 (a vision tower). Here the record's keep-sets and merge groups are applied to the files themselves:
 
-- expert tensors (per-expert ``<block>.experts.<j>.<name>`` as transformers writes them, or fused
-  ``<block>.experts.<name>`` with the expert axis first), router rows and selection biases
+- expert tensors (per-expert ``<block>.experts.<j>.<name>`` as transformers writes them, fused
+  ``<block>.experts.<name>`` with the expert axis first, or 3-D tensors with a leading expert axis next to
+  a ``<block>.gate|router`` weight, as GraniteMoE stores them), router rows and selection biases
   (``<block>.gate.*`` / ``<block>.router.*`` / block-level tensors with an expert axis) are sliced,
   merged (weighted average in float64, cast back) or scaled, in the file's own dtype;
 - every other tensor is copied byte for byte, and so is every other file (tokenizer, chat template,
@@ -66,6 +67,7 @@ _PICKLED = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".gguf", ".h5", ".msgpack"}
 _TORCH_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 _PER_EXPERT = re.compile(r"^(?P<block>.+?)\.experts\.(?P<j>\d+)\.(?P<rest>.+)$")
 _FUSED = re.compile(r"^(?P<block>.+?)\.experts\.(?P<rest>[^.]+)$")
+_ROUTER_WEIGHT = re.compile(r"^(?P<block>.+?)\.(?:gate|router)(?:\.layer)?\.weight$")
 _SELECTION_BIAS = re.compile(r"(correction_bias|expert_bias|selection_bias)$")
 _CHUNK = 64 << 20
 
@@ -178,6 +180,15 @@ def file_layout(entries: Mapping[str, _Entry]) -> dict[int, FileBlock]:
             fb.per_expert.setdefault(m["rest"], {})[int(m["j"])] = entry
         elif m := _FUSED.match(name):
             block(m["block"]).fused.append(entry)
+    for name, entry in entries.items():  # fused experts not under `experts` (GraniteMoE's input_linear)
+        m = _ROUTER_WEIGHT.match(name)
+        if m is None or m["block"] in blocks or len(entry.shape) != 2:
+            continue
+        head = f"{m['block']}."
+        fused = [e for n, e in entries.items() if n.startswith(head) and len(e.shape) == 3
+                 and e.shape[0] == entry.shape[0] and n.split(".")[len(head.split(".")) - 1] not in ("gate", "router")]
+        if fused:
+            block(m["block"]).fused.extend(fused)
     for fb in blocks.values():
         counts = {len(v) for v in fb.per_expert.values()} | {e.shape[0] for e in fb.fused if e.shape}
         if len(counts) != 1:
@@ -210,6 +221,13 @@ def file_layout(entries: Mapping[str, _Entry]) -> dict[int, FileBlock]:
                 "cannot tell which one the compression record describes"
             )
         by_layer[fb.layer] = fb
+    # a selection bias stored outside the block (Kolibri: `layers.N.moe.router.expert_bias`) follows its layer
+    seen = {e.name for fb in blocks.values() for e, _ in fb.routed}
+    for name, entry in entries.items():
+        fb = by_layer.get(_layer_of(name) if _SELECTION_BIAS.search(name) and name not in seen else -1)
+        axes = [i for i, size in enumerate(entry.shape) if fb is not None and size == fb.experts]
+        if fb is not None and axes and not name.startswith(f"{fb.prefix}.experts."):
+            fb.routed.append((entry, axes[0]))
     return by_layer
 
 

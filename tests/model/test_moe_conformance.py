@@ -761,3 +761,54 @@ def test_every_installed_moe_architecture_is_documented() -> None:
     missing = [t for t in moe_types if t not in listed]
     assert not missing, f"MoE architectures missing from docs/ARCHITECTURES.md: {missing}"
     assert set(MUST) <= listed
+
+
+# ------------------------------------------------------------------------------- export from the files
+def _plan(moe: MoEModel) -> tuple[dict[int, list[int]], dict[int, list[list[int]]]]:
+    """A keep-set (two experts fewer, evenly per expert group) and merge groups of the same shape."""
+    keep, groups = {}, {}
+    for block in moe.blocks:
+        n_group = max(1, block.n_group)
+        size = block.num_experts // n_group
+        drop = [g * size + size - 1 for g in range(n_group)] if n_group > 1 else [block.num_experts - 2,
+                                                                                  block.num_experts - 1]  # fmt: skip
+        keep[block.layer] = [e for e in range(block.num_experts) if e not in drop]
+        groups[block.layer] = [[e] for e in keep[block.layer]]
+        for e in drop:
+            groups[block.layer][keep[block.layer].index(e - 1 if n_group > 1 else 0)].append(e)
+    return keep, groups
+
+
+def _record(recipe: str, moe: MoEModel, keep, groups=None, weights=None) -> dict:
+    rows = []
+    for block in moe.blocks:
+        row = {"layer": block.layer, "experts": block.num_experts, "kept": keep[block.layer],
+               "removed": [e for e in range(block.num_experts) if e not in keep[block.layer]]}  # fmt: skip
+        if groups is not None:
+            row.update(groups=groups[block.layer], weights=weights[block.layer])
+        rows.append(row)
+    return {"recipe": recipe, "layers": rows}
+
+
+@pytest.mark.parametrize("arch", MUST + [a for a in EXTRA])
+def test_export_from_files_equals_physical_removal_and_merging(arch: str, tmp_path: Path) -> None:
+    """Whatever the on-disk layout (per-expert or fused names, router / bias rows), streaming the record
+    through the files gives the model that removing / merging in memory gives."""
+    from evalsuite.compression.export import export_checkpoint
+
+    source = fresh(arch).save(tmp_path / "src")
+    keep, groups = _plan(shared(arch))
+    n = len(next(iter(keep.values())))
+    removed = fresh(arch)
+    removed.remove(keep)
+    out = export_checkpoint(source, _record(f"random:{n}", shared(arch), keep), tmp_path / "pruned")
+    assert_close(logits(MoEModel(_load_saved(out, type(removed.model)))), logits(removed))
+    if arch not in MUST:
+        return
+    weights = {layer: [[0.6] + [0.4 / (len(g) - 1)] * (len(g) - 1) if len(g) > 1 else [1.0] for g in gs]
+               for layer, gs in groups.items()}  # fmt: skip
+    merged = fresh(arch)
+    record = _record(f"merge-weights-uniform:{n}", shared(arch), keep, groups, weights)
+    merged.merge(groups, weights)
+    out = export_checkpoint(source, record, tmp_path / "merged")
+    assert_close(logits(MoEModel(_load_saved(out, type(merged.model)))), logits(merged))
