@@ -55,15 +55,27 @@ def expert_tensors(experts: torch.nn.Module, num_experts: int) -> dict[str, torc
     return {name: p.detach() for name, p in experts.named_parameters() if p.dim() >= 2 and p.shape[0] == num_experts}
 
 
-def vectorised_weights(experts: torch.nn.Module, num_experts: int) -> torch.Tensor:
-    """[E, P]: all expert-indexed parameters of one block, flattened and concatenated per expert."""
+def weight_cosine(experts: torch.nn.Module, num_experts: int, *, chunk: int = 1 << 22) -> torch.Tensor:
+    """Cosine of the vectorised expert weights (all expert-indexed parameters, flattened per expert).
+
+    The Gram matrix is summed over column chunks of each tensor in float64 (a temporary of `chunk`
+    values), never from one [E, P] float64 concatenation: that was 8 bytes per expert parameter, e.g.
+    90 GB for one DeepSeek-V3 layer."""
     tensors = expert_tensors(experts, num_experts)
     if not tensors:
         raise InvalidRecipeError(
             f"{type(experts).__name__} has no parameters indexed by expert (leading size {num_experts}); "
             "weight-based grouping needs fused expert tensors - use merge-cka-* or merge-cosine-*"
         )
-    return torch.cat([t.reshape(num_experts, -1).to(torch.float64) for _, t in sorted(tensors.items())], dim=1)
+    gram = torch.zeros(num_experts, num_experts, dtype=torch.float64)
+    step = max(1, chunk // num_experts)
+    for _, tensor in sorted(tensors.items()):
+        flat = tensor.reshape(num_experts, -1)
+        for start in range(0, flat.shape[1], step):
+            part = flat[:, start : start + step].to(torch.float64)
+            gram += part @ part.T
+    norms = gram.diagonal().clamp_min(1e-300).sqrt()
+    return _finish(gram / torch.outer(norms, norms))
 
 
 def swiglu_parts(experts: torch.nn.Module, num_experts: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,7 +140,7 @@ def similarity_matrix(
             )
         return linear_cka(outputs) if kind == "cka" else output_cosine(outputs)
     if kind == "weights":
-        return vector_cosine(vectorised_weights(experts, int(num_experts)))  # type: ignore[arg-type]
+        return weight_cosine(experts, int(num_experts))  # type: ignore[arg-type]
     if kind == "surrogate":
         return surrogate_similarity(*swiglu_parts(experts, int(num_experts)))  # type: ignore[arg-type]
     raise InvalidRecipeError(f"unknown similarity {kind!r}; valid: cka, cosine, weights, surrogate")

@@ -182,8 +182,10 @@ def test_surrogate_and_vectorised_weights() -> None:
     module.down_proj = torch.nn.Parameter(down)
     g2, u2, d2 = similarity.swiglu_parts(module, experts)
     assert torch.equal(g2.float(), gate) and torch.equal(u2.float(), up) and torch.equal(d2.float(), down)
-    vec = similarity.vectorised_weights(module, experts)
-    assert vec.shape == (experts, 2 * inter * hidden + hidden * inter)
+    flat = torch.cat([module.down_proj.reshape(experts, -1), module.gate_up_proj.reshape(experts, -1)], 1).double()
+    direct = similarity.vector_cosine(flat)  # the one-matrix definition
+    assert torch.allclose(similarity.weight_cosine(module, experts, chunk=7), direct, atol=1e-12)  # many chunks
+    assert torch.allclose(similarity.weight_cosine(module, experts), direct, atol=1e-12)
 
 
 def test_merge_plans() -> None:
