@@ -383,8 +383,9 @@ class Gate:
         return stored
 
     def _check_tokenization(self, active: ActiveModel, case: Case, stored: StoredBaseline) -> None:
-        """The model fingerprint does not cover the tokenizer: a baseline whose prompt ids no longer
-        match is stale (its response ids and log-probs would be compared on other tokens)."""
+        """The fingerprint covers the base's tokenizer files, not the tokenizer library's behaviour or a
+        checkpoint's own tokenizer: a baseline whose prompt ids no longer match is stale (its response ids
+        and log-probs would be compared on other tokens)."""
         recorded = stored.data.get("prompt_ids")
         if recorded is not None and list(recorded) != self.prompt_ids(active, case):
             raise BaselineError(
