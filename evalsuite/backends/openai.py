@@ -65,8 +65,8 @@ class OpenAIBackend:
         listed = self._request("GET", "/v1/models").get("data") or []
         if not listed and model is None:
             raise BackendError(f"{self.url}/v1/models lists no model; set server_model to the name the server uses")
-        self.model = model or str(listed[0].get("id"))
-        card = next((m for m in listed if m.get("id") == self.model), {})
+        self.model_name = model or str(listed[0].get("id"))  # not `.model`: that means weights in this process
+        card = next((m for m in listed if m.get("id") == self.model_name), {})
         self.max_length = max_length or int(card.get("max_model_len") or 0) or 2048
         version = self._version()
         self.vllm_extensions = version is not None
@@ -109,7 +109,7 @@ class OpenAIBackend:
             return None
 
     def _completions(self, prompts: list[list[int]], **params: Any) -> list[dict[str, Any]]:
-        payload: dict[str, Any] = {"model": self.model, "prompt": prompts, "temperature": 0.0, "n": 1, **params}
+        payload: dict[str, Any] = {"model": self.model_name, "prompt": prompts, "temperature": 0.0, "n": 1, **params}
         if self.vllm_extensions:
             payload["return_tokens_as_token_ids"] = True
         choices = self._request("POST", "/v1/completions", payload).get("choices")

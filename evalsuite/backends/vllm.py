@@ -109,19 +109,44 @@ class VLLMServer:
         return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        """SIGTERM to the server's process group, SIGKILL after 30 s; idempotent."""
+        """SIGTERM to the server's whole process group (vLLM runs its engine in child processes), SIGKILL
+        what is left after 30 s; returns when every process of the group is gone. Idempotent."""
         process, self.process = self.process, None
         atexit.unregister(self.stop)
-        if process is None or process.poll() is not None:
+        if process is None:
             return
+        group = process.pid  # start_new_session: the server leads its own process group
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _group_alive(group, process):
+                time.sleep(0.2)
+            if not _group_alive(group, process):
+                break
+
+
+def _group_alive(group: int, leader: subprocess.Popen) -> bool:
+    """Does a live (not zombie) process of the group remain? Zombies are skipped: a container's init may
+    never reap the engine's children, and they hold no memory."""
+    leader.poll()  # reap the leader itself
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: any member counts
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+            os.killpg(group, 0)
         except ProcessLookupError:
-            pass
+            return False
+        return True
+    for entry in proc.iterdir():
+        try:
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False
 
 
 def _eos_ids(folder: Path, tokenizer: Any) -> set[int]:

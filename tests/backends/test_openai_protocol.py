@@ -106,7 +106,7 @@ def _backend(url: str, timeout_s: float = 10.0) -> OpenAIBackend:
 
 def test_reads_greedy_ids_cuts_eos_and_scores_by_echo(server: str):
     backend = _backend(server)
-    assert (backend.model, backend.max_length, backend.info.version) == ("fake", 64, "0.0-fake")
+    assert (backend.model_name, backend.max_length, backend.info.version) == ("fake", 64, "0.0-fake")
     gen = backend.generate([GenerateRequest((104, 105), 8)], top_k=2)[0]
     assert (gen.token_ids, gen.text, gen.finish) == ([97, 98], "ab", "eos")
     assert gen.scores.top_ids[0] == [97, 120]
@@ -134,3 +134,14 @@ def test_a_misbehaving_server_is_one_clear_error(server: str, mode: str, says: s
 def test_no_server_at_all_names_the_url_and_the_setting():
     with pytest.raises(BackendError, match=r"http://127\.0\.0\.1:9/v1/models: no answer .*server_url"):
         _backend("http://127.0.0.1:9", timeout_s=2.0)
+
+
+def test_lm_eval_task_cases_say_they_need_the_in_process_backend(server: str):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from evalsuite.errors import EvalsuiteError
+    from evalsuite.gate.lm_eval_tasks import task_values
+
+    with pytest.raises(EvalsuiteError, match=r"case 't': lm-eval task cases .* need backend = \"hf\""):
+        task_values(_backend(server), SimpleNamespace(file=Path("s.yaml"), id="t"))
