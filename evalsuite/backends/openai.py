@@ -165,6 +165,30 @@ class OpenAIBackend:
                     out[i] = gen
         return [g for g in out if g is not None]
 
+    def sample(self, requests: Sequence[GenerateRequest], *, n: int, temperature: float,
+               seed: int) -> list[list[Generation]]:
+        """n samples per prompt in one request (`n`, `temperature`, `top_p` 1, and the per-prompt `seed` of
+        model.generation.sample_seed, which vLLM honours per request: samples independent of batching)."""
+        from evalsuite.model.generation import sample_seed
+
+        out = []
+        for r in requests:
+            payload: dict[str, Any] = {"model": self.model, "prompt": [list(r.prompt_ids)], "n": n,
+                                       "temperature": temperature, "top_p": 1.0, "max_tokens": r.max_new_tokens,
+                                       "logprobs": 1, "seed": sample_seed(seed, r.prompt_ids)}
+            if r.stop:
+                payload["stop"] = list(r.stop)
+            if self.vllm_extensions:
+                payload.update(return_tokens_as_token_ids=True, include_stop_str_in_output=bool(r.stop))
+            choices = self._request("POST", "/v1/completions", payload).get("choices")
+            if not isinstance(choices, list) or len(choices) != n:
+                raise BackendError(f"POST {self.url}/v1/completions: asked for n={n} samples, got "
+                                   f"{len(choices) if isinstance(choices, list) else repr(choices)[:100]}")
+            out.append([finish_generation(self.tokenizer, list(r.prompt_ids), self._logprobs(c)[0],
+                                          budget=r.max_new_tokens, eos=self.eos, stop=list(r.stop))
+                        for c in sorted(choices, key=lambda c: int(c.get("index", 0)))])
+        return out
+
     def _echo(self, prompts: list[list[int]], top_k: int) -> list[tuple[list[int], list[float | None], list]]:
         """Teacher forcing: log-probs of every prompt token (the first has none)."""
         results = []

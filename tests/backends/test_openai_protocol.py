@@ -50,6 +50,7 @@ def _completion(prompt: list[int], body: dict[str, Any]) -> dict[str, Any]:
 
 class Fake(BaseHTTPRequestHandler):
     mode = "ok"
+    bodies: list[dict[str, Any]] = []  # the requests received, for asserting what was asked
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -79,8 +80,9 @@ class Fake(BaseHTTPRequestHandler):
             return self._send(200, b"<html>proxy error</html>")
         if Fake.mode == "no-logprobs":
             return self._send(200, json.dumps({"choices": [{"index": 0, "text": "x"}]}).encode())
+        Fake.bodies.append(body)
         choices = []
-        for i, prompt in enumerate(body["prompt"]):
+        for i, prompt in enumerate(body["prompt"] * body.get("n", 1)):  # n samples of one prompt, or a batch
             choice = _completion(prompt, body)
             choice["index"] = i
             choices.append(choice)
@@ -116,6 +118,20 @@ def test_reads_greedy_ids_cuts_eos_and_scores_by_echo(server: str):
     assert scored.gathered[0][0] == -1.0 and scored.gathered[0][1] == pytest.approx(-0.6931, abs=0.2)
     doc = backend.loglikelihood_rolling(["hey"])[0]
     assert (doc.loglikelihood, doc.tokens) == (-3.0, 3)
+
+
+def test_samples_ask_for_n_seeded_completions_per_prompt(server: str):
+    from evalsuite.model.generation import sample_seed
+
+    backend = _backend(server)
+    Fake.bodies.clear()
+    gens = backend.sample([GenerateRequest((104, 105), 8), GenerateRequest((106,), 8, ("b",))], n=3,
+                          temperature=0.8, seed=5)
+    assert [len(g) for g in gens] == [3, 3] and gens[0][0].text == "ab" and gens[1][0].finish == "stop"
+    first, second = Fake.bodies
+    asked = (first["n"], first["temperature"], first["top_p"], first["seed"])
+    assert asked == (3, 0.8, 1.0, sample_seed(5, (104, 105)))
+    assert second["stop"] == ["b"] and second["seed"] != first["seed"]
 
 
 @pytest.mark.parametrize(("mode", "says"), [
