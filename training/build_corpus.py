@@ -26,7 +26,7 @@ from training.data import heldout
 from training.data.arithmetic import arith_problems, arith_prompt, worked
 from training.data.code_tasks import code_task, task_families
 from training.data.common import LANGS, TRANS_LANGS, is_heldout, pure_paragraphs, write_jsonl
-from training.data.leakage import leaks
+from training.data.leakage import MAX_MATCH_SHARE, leaks
 from training.data.natural import CODE_SOURCE, TEXT_SOURCES, TextSource
 from training.data.parallel import PAIR_SOURCES, PairSource, is_sentence, trans_text
 
@@ -186,14 +186,17 @@ def main() -> None:
     build_arithmetic(c, args.arith_train)
     build_code_tasks(c, args.code_tasks_train)
     build_code(c, args.max_chars_per_lang)
-    found = leaks(args.heldout_dir, args.out)
-    if found:
+    found, probes = leaks(args.heldout_dir, args.out)
+    print(f"held-out probes found in training streams: {len(found)} of {probes} {found}", flush=True)
+    if len(found) > MAX_MATCH_SHARE * probes:
         raise SystemExit(
-            f"{len(found)} held-out items occur in training streams (first: {found[:5]}); "
+            f"{len(found)} of {probes} held-out items occur in training streams (first: {found[:5]}); "
             "rebuild without --keep-heldout, or fix the source's key scheme"
         )
+    c.stats["heldout_probe_matches"] = {"probes": probes, "found": found}
     atomic_write_text(args.out / "stats.json", json.dumps(c.stats, indent=1, ensure_ascii=False))
-    print(json.dumps({k: v["chars"] for k, v in c.stats.items()}))
+    chars = sum(v.get("chars", 0) for v in c.stats.values())
+    print(f"wrote {len(c.stats) - 1} streams, {chars:,} characters, to {args.out}")
 
 
 if __name__ == "__main__":

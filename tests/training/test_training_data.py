@@ -159,7 +159,7 @@ def test_leak_check_finds_a_heldout_item_in_a_stream(tmp_path: Path) -> None:
     stream = corpus / "train-arith.jsonl"
     stream.write_text('{"text": "Q: 149+5=?\\nA: 149+005"}\n')  # the benign look-alike
     (corpus / "train-text-de.jsonl").write_text('{"text": "Etwas anderes."}\n')
-    assert leaks(held, corpus) == []
+    assert leaks(held, corpus) == ([], 2)
     stream.write_text('{"text": "Q: 149+5=?\\nA: 149+005"}\n{"text": "Q: 49+5=?\\nA: 49+05"}\n')
     (corpus / "train-text-de.jsonl").write_text('{"text": "Vorher.\\nEin Satz, der nur im Testteil steht.\\nMehr."}\n')
-    assert leaks(held, corpus) == ["arith-0 in train-arith.jsonl", "text-de-0 in train-text-de.jsonl"]
+    assert leaks(held, corpus) == (["arith-0 in train-arith.jsonl", "text-de-0 in train-text-de.jsonl"], 2)
