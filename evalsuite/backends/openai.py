@@ -173,7 +173,7 @@ class OpenAIBackend:
 
         out = []
         for r in requests:
-            payload: dict[str, Any] = {"model": self.model, "prompt": [list(r.prompt_ids)], "n": n,
+            payload: dict[str, Any] = {"model": self.model_name, "prompt": [list(r.prompt_ids)], "n": n,
                                        "temperature": temperature, "top_p": 1.0, "max_tokens": r.max_new_tokens,
                                        "logprobs": 1, "seed": sample_seed(seed, r.prompt_ids)}
             if r.stop:
