@@ -76,7 +76,7 @@ def summary_lines(
     width = max([len("recipe")] + [len(r) for r in recipes])
     cols = [max(len(c), 7) for c in checks]
     lines.append(" ".join(["recipe".ljust(width)] + [c.rjust(w) for c, w in zip(checks, cols, strict=True)]
-                          + ["  items"]))
+                          + ["  failed"]))
     for recipe in recipes:
         cells, failed = [], 0
         for check, w in zip(checks, cols, strict=True):
@@ -87,8 +87,7 @@ def summary_lines(
             failed += f
             cells.append((f"{p}/{p + f}" if not f else f"{f} FAIL").rjust(w))
         # per-item count only: the release decision is the suite verdict line (gate/verdict.py)
-        items = "all pass" if not failed else f"{failed} failed"
-        lines.append(" ".join([recipe.ljust(width), *cells, "  " + items]))
+        lines.append(" ".join([recipe.ljust(width), *cells, "  " + str(failed).rjust(len("failed"))]))
     failures = [o for o in outcomes if not o.passed]
     if failures:
         lines.append("")
