@@ -9,9 +9,13 @@ as a pass, and it cannot write the nonce itself without finding it in this proce
 
 The audit hook is the in-process layer (PEP 578): it refuses writes/deletes outside the work dir, sockets
 other than AF_UNIX, signals to other processes, exec/spawn, ctypes, re-importing the patched
-``_posixsubprocess`` and the gc introspection that would find the nonce. It is defence in depth, not
-the boundary: the kernel layers (namespaces, uid, Landlock, seccomp, rlimits, cgroup) contain what it
-misses, including every way around it.
+``_posixsubprocess``, and every way to reach a frame of this harness (``sys._getframe``, a traceback's,
+generator's or coroutine's frame, trace/profile hooks, gc introspection): the completion reporter lives
+only in a frame's locals, never in a module's globals (reachable through any function's
+``__globals__``), so code that cannot reach a frame cannot call it. It is defence in depth for the
+filesystem, network and processes - the kernel layers (namespaces, uid, Landlock, seccomp, rlimits,
+cgroup) contain what it misses - and, with it off (``audit_hook=False``), the completion report is only
+as strong as the program's honesty.
 """
 
 import os
@@ -46,8 +50,12 @@ def _install_hook(wd, scratch):
         "ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.cdata", "ctypes.call_function",
         "os.killpg", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
         "os.chroot", "sys._current_frames", "os.setuid", "os.setgid", "pty.spawn",
-        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace", "sys.setprofile",
     }
+    # frames lead to the completion reporter; ValueError is what sys._getframe raises past the stack, so
+    # the stdlib's callers (namedtuple, typing, enum) fall back as they do there
+    frame_events = {"sys._getframe", "sys._getframemodulename"}
+    frame_attributes = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
 
     # _posixsubprocess.fork_exec starts programs without any audit event (they would run unhooked):
     # replace it before the code can import it (subprocess stays importable, Popen is refused).
@@ -93,6 +101,10 @@ def _install_hook(wd, scratch):
                     raise PermissionError(f"sandbox: {event} outside the work dir is not allowed: {args[i]!r}")
         elif event in blocked:
             raise PermissionError(f"sandbox: {event} is not allowed")
+        elif event in frame_events:
+            raise ValueError(f"sandbox: {event} is not allowed")
+        elif event == "object.__getattr__" and len(args) > 1 and args[1] in frame_attributes:
+            raise AttributeError(f"sandbox: reading {args[1]} is not allowed")
         elif event == "socket.__new__":
             if len(args) > 1 and args[1] not in (af_unix, -1):
                 raise PermissionError("sandbox: network sockets are not allowed")
@@ -136,7 +148,11 @@ def _completion_reporter(tok_fd, done_fd):
     return done
 
 
-_done = _completion_reporter(_tok_fd, _done_fd)
-if _audit:
-    _install_hook(_wd, _scratch)
-_run(_wd, _done)
+def _main():
+    done = _completion_reporter(_tok_fd, _done_fd)  # a local: no module global holds it
+    if _audit:
+        _install_hook(_wd, _scratch)
+    _run(_wd, done)
+
+
+_main()

@@ -96,6 +96,37 @@ EARLY_EXITS = {
     ),
 }
 
+# Calling the harness's own completion reporter, then leaving before the asserts (found in review): every
+# path to it goes through a frame or a module's globals.
+_CALL_DONE_AND_EXIT = (
+    "def _call(ns):\n"
+    "    for name, value in list(ns.items()):\n"
+    "        if callable(value) and 'done' in name:\n"
+    "            value()\n"
+    "            __import__('os')._exit(0)\n"
+)
+FORGERIES = {
+    "caller-frames": "    return a - b\nimport sys, os\n" + _CALL_DONE_AND_EXIT
+    + "f = sys._getframe()\nwhile f is not None:\n    _call(f.f_locals); _call(f.f_globals); f = f.f_back\nos._exit(0)\n",
+    "traceback-frame": "    return a - b\nimport os\n" + _CALL_DONE_AND_EXIT
+    + "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    f = e.__traceback__.tb_frame\n"
+    "while f is not None:\n    _call(f.f_locals); f = f.f_back\nos._exit(0)\n",
+    "generator-frame": "    return a - b\nimport os\n" + _CALL_DONE_AND_EXIT
+    + "def g():\n    yield 1\nit = g(); f = it.gi_frame\nwhile f is not None:\n    _call(f.f_locals); f = f.f_back\n"
+    "os._exit(0)\n",
+    "trace-hook": "    return a - b\nimport sys, os\n" + _CALL_DONE_AND_EXIT
+    + "def tracer(frame, event, arg):\n    while frame is not None:\n        _call(frame.f_locals); frame = frame.f_back\n"
+    "sys.settrace(tracer)\ndef h():\n    pass\nh()\nos._exit(0)\n",
+    "harness-globals": "    return a - b\nimport os, subprocess\n" + _CALL_DONE_AND_EXIT
+    + "_call(subprocess._fork_exec.__globals__)\nos._exit(0)\n",
+}
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("trick", sorted(FORGERIES))
+def test_calling_the_harness_completion_report_is_not_a_pass(trick: str, level: str) -> None:
+    r = run_tests(FORGERIES[trick], PROMPT, TESTS, "add", level=level, timeout_s=3.0)
+    assert not r.passed, r
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("trick", sorted(EARLY_EXITS))
