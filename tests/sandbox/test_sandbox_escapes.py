@@ -107,7 +107,8 @@ _CALL_DONE_AND_EXIT = (
 )
 FORGERIES = {
     "caller-frames": "    return a - b\nimport sys, os\n" + _CALL_DONE_AND_EXIT
-    + "f = sys._getframe()\nwhile f is not None:\n    _call(f.f_locals); _call(f.f_globals); f = f.f_back\nos._exit(0)\n",
+    + "f = sys._getframe()\nwhile f is not None:\n"
+    "    _call(f.f_locals); _call(f.f_globals); f = f.f_back\nos._exit(0)\n",
     "traceback-frame": "    return a - b\nimport os\n" + _CALL_DONE_AND_EXIT
     + "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    f = e.__traceback__.tb_frame\n"
     "while f is not None:\n    _call(f.f_locals); f = f.f_back\nos._exit(0)\n",
@@ -115,7 +116,8 @@ FORGERIES = {
     + "def g():\n    yield 1\nit = g(); f = it.gi_frame\nwhile f is not None:\n    _call(f.f_locals); f = f.f_back\n"
     "os._exit(0)\n",
     "trace-hook": "    return a - b\nimport sys, os\n" + _CALL_DONE_AND_EXIT
-    + "def tracer(frame, event, arg):\n    while frame is not None:\n        _call(frame.f_locals); frame = frame.f_back\n"
+    + "def tracer(frame, event, arg):\n    while frame is not None:\n"
+    "        _call(frame.f_locals); frame = frame.f_back\n"
     "sys.settrace(tracer)\ndef h():\n    pass\nh()\nos._exit(0)\n",
     "harness-globals": "    return a - b\nimport os, subprocess\n" + _CALL_DONE_AND_EXIT
     + "_call(subprocess._fork_exec.__globals__)\nos._exit(0)\n",
