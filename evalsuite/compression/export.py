@@ -536,14 +536,34 @@ def describe_layout(tensors: Mapping[str, _Entry], config: Mapping[str, Any]) ->
     return [{"layers": layers, "summary": summary} for summary, layers in groups.items()]
 
 
+def _check_target(source: Path, target: Path) -> None:
+    """Refuse an output folder whose replacement would delete what the user keeps.
+
+    Why: the export replaces ``out`` as a whole (atomic folder swap), so ``--out`` naming the source, a
+    folder that contains the source, or any other existing folder that is not an earlier export would
+    delete it (``--out ./models`` next to ``--model ./models/qwen``, or a typo like ``--out ~``)."""
+    src, dst = source.resolve(), target.resolve()
+    if dst == src:
+        raise InvalidRecipeError(f"--out {target} is the source checkpoint; write the compressed model elsewhere")
+    if dst in src.parents:
+        raise InvalidRecipeError(
+            f"--out {target} contains the source checkpoint {source}; replacing it would delete the source. "
+            "Write the compressed model to a new folder"
+        )
+    if dst.is_dir() and any(dst.iterdir()) and not (dst / RECORD_NAME).is_file():
+        raise InvalidRecipeError(
+            f"--out {target} is an existing folder that is not an evalsuite export (no {RECORD_NAME}); "
+            "the export replaces its folder as a whole, so choose a new folder or empty this one yourself"
+        )
+
+
 def export_checkpoint(source: str | Path, record: Mapping[str, Any], out: str | Path) -> Path:
     """Apply a compression record to the checkpoint folder ``source`` and write the result to ``out``.
 
     Streams tensor by tensor (see the module docstring); the output keeps the source's shard names,
     dtypes and every file the plan does not touch byte for byte, plus ``evalsuite_compression.json``."""
     source, target = Path(source), Path(out)
-    if target.resolve() == source.resolve():
-        raise InvalidRecipeError(f"--out {target} is the source checkpoint; write the compressed model elsewhere")
+    _check_target(source, target)
     shard_paths, index = _shards(source)
     headers = {path: _read_header(path) for path in shard_paths}
     entries = _all_entries(headers)

@@ -165,8 +165,17 @@ def test_what_cannot_be_carried_is_refused_by_name(tiny_moe_path: Path, tmp_path
         export_checkpoint(src, partial, tmp_path / "out")
     with pytest.raises(InvalidRecipeError, match="is the source checkpoint"):
         export_checkpoint(src, record, src)
+    with pytest.raises(InvalidRecipeError, match="contains the source checkpoint"):
+        export_checkpoint(src, record, tmp_path)  # replacing the parent folder would delete the source
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "todo.txt").write_text("mine")
+    with pytest.raises(InvalidRecipeError, match="not an evalsuite export"):
+        export_checkpoint(src, record, keep)
+    assert (keep / "todo.txt").read_text() == "mine" and (src / "config.json").is_file()
     assert not (tmp_path / "out").exists()  # nothing half-written
     assert export_checkpoint(src, record, tmp_path / "out").is_dir()  # the benign look-alike exports
+    assert export_checkpoint(src, record, tmp_path / "out").is_dir()  # an earlier export is replaced
 
 
 def test_config_edit_changes_only_the_counts() -> None:
