@@ -281,8 +281,10 @@ def _scores(ids: list[int], token_lp: Sequence[float | None], tops: Sequence[dic
             gather: Sequence[Sequence[int]] | None) -> TokenScores:
     """TokenScores from per-position (token log-prob, {id: log-prob}) as a server reports them.
 
-    A gathered id outside the server's reported alternatives gets an equal share of the probability
-    mass the report leaves unassigned (an upper bound for it; exact when all asked ids are reported)."""
+    A gathered id outside the server's reported top-k gets an equal share of the probability mass the
+    report leaves unassigned, capped at the smallest reported top-k probability (an unreported id cannot be
+    more likely than that). Both are upper bounds, so the KL they give is a lower bound: the cap keeps it
+    from hiding the regression where a variant pushes the baseline's tokens out of its own top-k."""
     top_ids, top_lps, gathered = [], [], []
     for t, tok in enumerate(ids):
         row = dict(tops[t]) if t < len(tops) else {}
@@ -296,6 +298,9 @@ def _scores(ids: list[int], token_lp: Sequence[float | None], tops: Sequence[dic
             missing = [w for w in wanted if w not in row]
             rest = max(1.0 - sum(math.exp(v) for v in row.values()), 1e-30)
             share = math.log(rest / len(missing)) if missing else 0.0
+            reported = tops[t].values() if t < len(tops) and tops[t] else ()
+            if reported:
+                share = min(share, min(reported))
             gathered.append([row.get(w, share) for w in wanted])
     token = [float(v) if v is not None else float("nan") for v in token_lp]
     return TokenScores(token, top_ids, top_lps, gathered if gather is not None else [])

@@ -7,6 +7,7 @@ a real server rarely produces on demand."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -114,8 +115,9 @@ def test_reads_greedy_ids_cuts_eos_and_scores_by_echo(server: str):
     assert gen.scores.top_ids[0] == [97, 120]
     scored = backend.score([ScoreRequest((104, 105), (97, 98), ((97, 7), (98,)))], top_k=2)[0]
     assert scored.token_logprobs == [-1.0, -1.0]
-    # id 7 was not among the reported alternatives: it gets the unassigned mass (1 - e^-1 - e^-2)
-    assert scored.gathered[0][0] == -1.0 and scored.gathered[0][1] == pytest.approx(-0.6931, abs=0.2)
+    # id 7 was not among the reported alternatives: the unassigned mass (1 - e^-1 - e^-2 = 0.50), capped at
+    # the smallest reported alternative (e^-2): an unreported id cannot be likelier than a reported one
+    assert scored.gathered[0][0] == -1.0 and scored.gathered[0][1] == pytest.approx(-2.0)
     doc = backend.loglikelihood_rolling(["hey"])[0]
     assert (doc.loglikelihood, doc.tokens) == (-3.0, 3)
 
@@ -161,3 +163,18 @@ def test_lm_eval_task_cases_say_they_need_the_in_process_backend(server: str):
 
     with pytest.raises(EvalsuiteError, match=r"case 't': lm-eval task cases .* need backend = \"hf\""):
         task_values(_backend(server), SimpleNamespace(file=Path("s.yaml"), id="t"))
+
+
+def test_unreported_baseline_tokens_cannot_look_likelier_than_the_reported_top_k() -> None:
+    """A variant that pushes the baseline's token out of its top-2: the token's log-prob is capped at the
+    smallest reported one, so the divergence check sees the drop (an equal share of the unreported mass,
+    0.3 here, would rank it above a reported 0.1 alternative and hide it)."""
+    from evalsuite.backends.openai import _scores  # the response parser, without a server
+
+    tops = [{5: math.log(0.6), 6: math.log(0.1)}]
+    scores = _scores([5], [math.log(0.6)], tops, 2, [[5, 9]])
+    assert scores.gathered[0][0] == pytest.approx(math.log(0.6))  # reported: exact
+    assert scores.gathered[0][1] == pytest.approx(math.log(0.1))  # unreported: min(0.3, 0.1)
+    # the look-alike: many unreported ids share what is left, below the cap
+    many = _scores([5], [math.log(0.6)], tops, 2, [[5, 7, 8, 9, 10]])
+    assert many.gathered[0][1:] == pytest.approx([math.log(0.3 / 4)] * 4)
