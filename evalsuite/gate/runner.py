@@ -322,7 +322,10 @@ class Gate:
         for suite in sorted({c.suite for c in cases}):
             path = self.store().folder / suite / FLOOR_FILE
             old = NoiseFloor.load(path)
-            floor = old if old is not None and old.replicates == stored_at else NoiseFloor(path, stored_at)
+            # the same replicates (ids; mean_kl depends on which cases ran): keep the other cases' entries
+            same = old is not None and old.replicate_ids == [str(r["id"]) for r in stored_at]
+            floor = old if same else NoiseFloor(path, stored_at)
+            floor.replicates = stored_at
             floor.cases.update({c.id: entries[c.key] for c in cases if c.suite == suite})
             written.append(floor.save())
             self._floors.pop(suite, None)

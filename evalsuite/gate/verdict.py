@@ -14,7 +14,9 @@ than benign replicates of the unmodified model do?
   suite's false-alarm rate under H0 is at most ``alpha`` (the `verdict_alpha` setting, default 0.05);
 - one *fragile* case (its greedy output flips under benign noise) never fails a family on its own, however
   small the p-value; fragile cases are listed with their evidence (the user can fix, re-seed or drop them);
-- a family with no floor data at all (no replicates recorded) keeps today's rule: any failure fails.
+- a failing case with no usable floor (none recorded, or stale) keeps today's rule: any failure fails.
+- known gap (to fix with model v2's floor): with y = 0 the smallest p for one failing case is 1/(K+1), so
+  with K = 8 one or two stable cases failing badly cannot fail a family on their own.
 
 Replicate trials of one case are not independent draws, so the test is exact for the counts it is
 given but the stated rate is an approximation; benchmarks/verdicts.py measures the realised rate.
@@ -90,8 +92,11 @@ def _family(check: str, outcomes: list[CheckOutcome], alpha: float) -> FamilyVer
                        [o.case_id for o in failing], fragile)
     if not failing:
         return fv
-    if t == 0:
-        fv.failed, fv.note = True, "no noise floor for these cases: any failure fails"
+    # a failing case without a usable floor (none recorded, or stale) adds no benign trials: judging it
+    # by the others' trials would let it pass unseen, so it keeps the items rule
+    unfloored = [o.case_id for o in failing if not (o.extra.get("floor", {}).get("benign_loo") or (0, 0))[1]]
+    if unfloored:
+        fv.failed, fv.note = True, f"no usable noise floor for {', '.join(unfloored)}: any failure there fails"
         return fv
     fv.p_value = _fisher_greater(len(failing), len(outcomes), y, t)
     significant = fv.p_value < alpha

@@ -167,3 +167,15 @@ def test_without_a_floor_any_failure_fails_as_before():
     assert not v.passed and v.mode == "items" and "no noise floor recorded" in v.note
     noise_only = _judged("content", 1, 36)
     assert not suite_verdicts(noise_only, alpha=0.05, mode="items")[0].passed
+
+
+def test_a_failing_case_without_a_usable_floor_fails_its_family():
+    # 35 floored cases that never failed benignly, plus one case whose floor is missing or stale: its
+    # failure must not be diluted by the other cases' benign trials
+    floored = _judged("content", 0, 35)
+    bare = _outcome("content", False, 1.0, 0.5, case="s/new", floor={})
+    verdict = suite_verdicts([*floored, bare], alpha=0.05)[0]
+    assert not verdict.passed and "no usable noise floor for s/new" in verdict.families[0].note
+    # the look-alike: the same case passing leaves the family to the test
+    ok = _outcome("content", True, 1.0, 1.0, case="s/new", floor={})
+    assert suite_verdicts([*floored, ok], alpha=0.05)[0].passed

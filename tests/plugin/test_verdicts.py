@@ -71,6 +71,11 @@ def test_floor_recorded_then_noise_passes_and_damage_fails(pytester: pytest.Pyte
     page = (project.path / "report.html").read_text()
     assert 'id="suite-verdict"' in page and f"{label}: suite verdict FAIL" in page
 
+    # re-recording one case (-k) refreshes its entry and keeps every other case's (same replicate ids)
+    again = project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts", "-k", "greet")
+    assert again.ret == 0
+    assert set(json.loads(floor_file.read_text())["cases"]) == {"greet", "es-cat", "sums", "tale"}
+
 
 def test_exit_status_follows_the_suite_verdict_only_in_suite_mode(pytester: pytest.Pytester, varied_moe_path: Path,
                                                                   damaged_path: Path):
