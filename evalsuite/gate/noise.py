@@ -123,8 +123,10 @@ class CaseFloor:
                     for k, v in dict(data.get("checks", {})).items()},
                    {str(k): str(v) for k, v in dict(data.get("flips", {})).items()})
 
-    def judge(self, outcome: CheckOutcome, margin: float, replicates: list[str]) -> CheckOutcome:
-        """The outcome judged against this case's envelope (see the module docstring)."""
+    def judge(self, outcome: CheckOutcome, margin: float, replicates: list[str],
+              suite_edge: float | None = None) -> CheckOutcome:
+        """The outcome judged against this case's envelope (see the module docstring); ``suite_edge`` (the
+        envelope over every case of the suite) travels with it for the verdict's severity rule."""
         benign = self.checks.get(outcome.check)
         if benign is None:
             return outcome
@@ -133,6 +135,8 @@ class CaseFloor:
         info = {"replicates": len(benign["deviation"]), "deviation": dev, "edge": round(limit, 6),
                 "benign_loo": list(self.benign_failures(outcome.check, margin)), "absolute_passed": outcome.passed,
                 "fragile": self.fragile}
+        if suite_edge is not None:
+            info["suite_edge"] = round(suite_edge, 6)
         if self.fragile:
             rid, text = next(iter(self.flips.items()))
             info["fragile_evidence"] = {"flipped_under": sorted(self.flips), "example_replicate": rid,
@@ -199,6 +203,13 @@ class NoiseFloor:
         payload = {"format": FORMAT, "replicates": self.replicates,
                    "cases": {k: self.cases[k].to_dict() for k in sorted(self.cases)}}
         return atomic_write_text(self.path, dumps_diffable(payload) + "\n")
+
+    def suite_edge(self, check: str, margin: float) -> float:
+        """The envelope of ``check`` over every case of the suite: the largest deviation benign noise
+        produced anywhere. A stable case failing beyond it is a regression no benign replicate of any
+        case came near (gate/verdict.py's severity rule)."""
+        return edge([d for case in self.cases.values() for d in case.checks.get(check, {}).get("deviation", [])],
+                    margin)
 
     def entry(self, case_id: str, *, case_hash: str, settings_hash: str, response: str) -> CaseFloor | str:
         """The case's floor, or why there is none usable (a sentence for the report)."""

@@ -350,7 +350,9 @@ class Gate:
         if isinstance(entry, str):
             return replace(outcome, extra={**outcome.extra, "floor": {"status": entry}})
         floor = self.floor(case.suite)
-        return entry.judge(outcome, self.settings.noise_margin, floor.replicate_ids if floor else [])
+        margin = self.settings.noise_margin
+        return entry.judge(outcome, margin, floor.replicate_ids if floor else [],
+                           floor.suite_edge(outcome.check, margin) if floor else None)
 
     # -- model work: one plan per variant -----------------------------------------------------------
     def _work(self, active: ActiveModel, case: Case) -> dict[tuple[str, str], Any]:

@@ -15,8 +15,12 @@ than benign replicates of the unmodified model do?
 - one *fragile* case (its greedy output flips under benign noise) never fails a family on its own, however
   small the p-value; fragile cases are listed with their evidence (the user can fix, re-seed or drop them);
 - a failing case with no usable floor (none recorded, or stale) keeps today's rule: any failure fails.
-- known gap (to fix with model v2's floor): with y = 0 the smallest p for one failing case is 1/(K+1), so
-  with K = 8 one or two stable cases failing badly cannot fail a family on their own.
+- severity: with y = 0 the smallest p for one failing case is 1/(K+1) (0.11 at K = 8), so the test alone
+  cannot fail a family on one or two cases, however badly they regress. A *stable* (not fragile) failing
+  case whose deviation lies beyond the family's suite envelope (the largest deviation benign noise
+  produced on *any* case of the suite, x (1 + noise_margin)) therefore fails the family by itself: no
+  benign replicate of any case came near it. This rule has no exact rate; benchmarks/verdicts.py measures
+  the realised false-alarm rate of both rules together.
 
 Replicate trials of one case are not independent draws, so the test is exact for the counts it is
 given but the stated rate is an approximation; benchmarks/verdicts.py measures the realised rate.
@@ -49,6 +53,7 @@ class FamilyVerdict:
     failed: bool
     failing_cases: list[str] = field(default_factory=list)
     fragile_failures: list[str] = field(default_factory=list)
+    severe_cases: list[str] = field(default_factory=list)  # stable cases beyond the suite envelope
     note: str = ""
 
     def describe(self) -> str:
@@ -103,7 +108,22 @@ def _family(check: str, outcomes: list[CheckOutcome], alpha: float) -> FamilyVer
     fv.failed = significant and (len(fragile) < len(failing) or len(failing) > 1)
     if significant and not fv.failed:
         fv.note = "only one fragile case failed: it cannot fail a release on its own"
+    severe = [o for o in failing if _beyond_suite_envelope(o)]
+    if severe:
+        fv.failed = True
+        worst = max(severe, key=lambda o: o.extra["floor"]["deviation"])
+        fv.severe_cases = [o.case_id for o in severe]
+        fv.note = "; ".join(filter(None, [fv.note, (
+            f"{len(severe)} stable case(s) beyond anything benign noise did to any case: {worst.case_id} "
+            f"deviates {worst.extra['floor']['deviation']:g} (suite envelope {worst.extra['floor']['suite_edge']:g})"
+        )]))
     return fv
+
+
+def _beyond_suite_envelope(o: CheckOutcome) -> bool:
+    floor = o.extra.get("floor", {})
+    limit = floor.get("suite_edge")
+    return limit is not None and not floor.get("fragile") and floor.get("deviation", 0.0) > limit
 
 
 def suite_verdicts(outcomes: Sequence[CheckOutcome], *, alpha: float, mode: str = "auto") -> list[SuiteVerdict]:

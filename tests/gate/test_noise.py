@@ -179,3 +179,38 @@ def test_a_failing_case_without_a_usable_floor_fails_its_family():
     # the look-alike: the same case passing leaves the family to the test
     ok = _outcome("content", True, 1.0, 1.0, case="s/new", floor={})
     assert suite_verdicts([*floored, ok], alpha=0.05)[0].passed
+
+
+def _one_failing(deviation: float, *, fragile: bool = False, suite_edge: float = 1.25) -> list:
+    """35 stable cases that pass plus one failing case with this deviation, all under a K = 8 floor."""
+    cases = _judged("content", 0, 35)
+    floor = {"replicates": 8, "fragile": fragile, "benign_loo": [0, 8], "deviation": deviation,
+             "suite_edge": suite_edge}
+    if fragile:
+        floor["fragile_evidence"] = {"flipped_under": ["noise:0.01:0"], "example_replicate": "noise:0.01:0",
+                                     "example_response": "flipped"}
+    return [*cases, _outcome("content", False, 1.0, 0.0, case="s/bad", floor=floor)]
+
+
+def test_one_stable_case_beyond_the_suite_envelope_fails_its_family():
+    # the exact test alone cannot: with no benign failure its smallest p is 1/(K+1) = 0.11
+    severe = suite_verdicts(_one_failing(6.0), alpha=0.05)[0]
+    family = severe.families[0]
+    assert family.p_value == pytest.approx(1 / 9) and family.failed and not severe.passed
+    assert family.severe_cases == ["s/bad"] and "s/bad deviates 6 (suite envelope 1.25)" in family.note
+    # the look-alike: past its own (quiet) envelope but within what noise did to other cases of the suite
+    assert suite_verdicts(_one_failing(1.0), alpha=0.05)[0].passed
+    # a fragile case never fails a release on its own, however far out
+    assert suite_verdicts(_one_failing(6.0, fragile=True), alpha=0.05)[0].passed
+
+
+def test_suite_envelope_is_the_worst_benign_deviation_of_any_case(tmp_path: Path):
+    floor = NoiseFloor(tmp_path / "_noise.json", [], {
+        "quiet": _floor("content", [0.0, 0.0], [True, True]),
+        "noisy": _floor("content", [0.0, 2.0], [True, False]),
+        "other": _floor("chrf", [7.0, 1.0], [True, True]),
+    })
+    assert floor.suite_edge("content", 0.25) == 2.5 and floor.suite_edge("chrf", 0.0) == 7.0
+    assert floor.suite_edge("answer", 0.25) == 0.0
+    judged = floor.cases["quiet"].judge(_outcome("content", False, 1.0, 0.0), 0.25, ["a", "b"], 2.5)
+    assert not judged.passed and judged.extra["floor"]["suite_edge"] == 2.5
