@@ -13,6 +13,7 @@ On the embedded model and prompts/embedded:
     python benchmarks/verdicts.py                         # K=8 replicates, 10 seeds per scale
     python benchmarks/verdicts.py --replicates 4 --seeds 3 --no-recipes
     python benchmarks/verdicts.py --sweep --ratios 0.125 0.25 0.5 --out evalsuite-report/verdicts
+    python benchmarks/verdicts.py --project-baselines    # gate against the committed baselines + floor
 
 The target (issue 10): benign variants PASS in >= 95% of runs; freq:0.125, random:0.125,
 merge-cka-uniform:7, reap:0.25, freq:0.25@english and freq:0.5@english FAIL, each naming a regression.
@@ -29,7 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ["freq:0.125", "random:0.125", "merge-cka-uniform:7", "reap:0.25", "freq:0.25@english", "freq:0.5@english"]
+# the issue's recipes; merge-cka-uniform:7 of its 8-expert model is written as the ratio it removes
+RECIPES = ["freq:0.125", "random:0.125", "merge-cka-uniform:0.125", "reap:0.25", "freq:0.25@english",
+           "freq:0.5@english"]
 
 
 class _Verdicts:
@@ -113,6 +116,9 @@ def main() -> int:
     parser.add_argument("--sweep", action="store_true", help="also sweep freq, reap and merge-cka-uniform")
     parser.add_argument("--ratios", type=float, nargs="+", default=[0.125, 0.25, 0.375, 0.5])
     parser.add_argument("--out", default="evalsuite-report/verdicts", help="folder for the HTML reports")
+    parser.add_argument("--project-baselines", action="store_true",
+                        help="read the project's committed baselines and noise floor instead of recording them "
+                             "into a temporary folder (nothing is written to them)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -124,11 +130,15 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="evalsuite-verdicts-"))
     baselines = work / "baselines"
     try:
-        common = [f"--evalsuite-baselines={baselines}"]
-        _, record_s, code = run([*common, "--evalsuite-update-baselines",
-                                 f"--evalsuite-noise-replicates={args.replicates}"])
-        print(f"recorded baselines + noise floor ({args.replicates} replicates, the noise_scales setting cycled): "
-              f"{record_s:.0f} s, exit {code}")
+        if args.project_baselines:
+            common = [f"--evalsuite-baselines={ROOT / 'baselines'}"]
+            print(f"using the committed baselines and noise floor in {ROOT / 'baselines'}")
+        else:
+            common = [f"--evalsuite-baselines={baselines}"]
+            _, record_s, code = run([*common, "--evalsuite-update-baselines",
+                                     f"--evalsuite-noise-replicates={args.replicates}"])
+            print(f"recorded baselines + noise floor ({args.replicates} replicates, the noise_scales setting "
+                  f"cycled): {record_s:.0f} s, exit {code}")
         benign = [f"benign:noise:{s:g}:{100 + i}" for s in args.scales for i in range(args.seeds)]
         benign += ["benign:resave", "benign:bf16", "benign:fp16"]
         recipes = [] if args.no_recipes else RECIPES

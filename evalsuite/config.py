@@ -229,6 +229,9 @@ class GateSettings:
     # "items" = any failing item (today's rule), "auto" = "suite" when a noise floor exists, else "items"
     verdict: str = "auto"
     verdict_alpha: float = 0.05  # suite-wide false-alarm rate, split over the check families (Bonferroni)
+    # a stable case failing beyond the worst deviation benign noise produced on any case of the suite fails its
+    # family alone (the exact test cannot, with few replicates); false = the exact test only (its stated rate)
+    verdict_severity: bool = True
     # ratio sweep (gate/sweep.py): every method in `sweep` at every ratio in `sweep_ratios` becomes a recipe
     # variant; the summary reports per method the largest ratio whose suite verdict passes
     sweep: list[str] = field(default_factory=list)

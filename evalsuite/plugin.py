@@ -625,7 +625,8 @@ def _apply_verdicts(session: pytest.Session, gate: Any) -> None:
     from evalsuite.gate.verdict import suite_verdicts
 
     s = gate.settings
-    verdicts = suite_verdicts(collected.outcomes, alpha=s.verdict_alpha, mode=s.verdict)
+    verdicts = suite_verdicts(collected.outcomes, alpha=s.verdict_alpha, mode=s.verdict,
+                              severity=s.verdict_severity)
     session.config.stash[_VERDICTS] = verdicts
     from _pytest.junitxml import xml_key
 

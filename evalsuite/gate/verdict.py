@@ -88,7 +88,7 @@ def _fisher_greater(x: int, n: int, y: int, t: int) -> float:
     return float(fisher_exact([[x, n - x], [y, t - y]], alternative="greater").pvalue)
 
 
-def _family(check: str, outcomes: list[CheckOutcome], alpha: float) -> FamilyVerdict:
+def _family(check: str, outcomes: list[CheckOutcome], alpha: float, severity: bool = True) -> FamilyVerdict:
     failing = [o for o in outcomes if not o.passed]
     fragile = [o.case_id for o in failing if o.extra.get("floor", {}).get("fragile")]
     counts = [o.extra.get("floor", {}).get("benign_loo") or (0, 0) for o in outcomes]
@@ -108,7 +108,7 @@ def _family(check: str, outcomes: list[CheckOutcome], alpha: float) -> FamilyVer
     fv.failed = significant and (len(fragile) < len(failing) or len(failing) > 1)
     if significant and not fv.failed:
         fv.note = "only one fragile case failed: it cannot fail a release on its own"
-    severe = [o for o in failing if _beyond_suite_envelope(o)]
+    severe = [o for o in failing if _beyond_suite_envelope(o)] if severity else []
     if severe:
         fv.failed = True
         worst = max(severe, key=lambda o: o.extra["floor"]["deviation"])
@@ -126,10 +126,12 @@ def _beyond_suite_envelope(o: CheckOutcome) -> bool:
     return limit is not None and not floor.get("fragile") and floor.get("deviation", 0.0) > limit
 
 
-def suite_verdicts(outcomes: Sequence[CheckOutcome], *, alpha: float, mode: str = "auto") -> list[SuiteVerdict]:
+def suite_verdicts(outcomes: Sequence[CheckOutcome], *, alpha: float, mode: str = "auto",
+                   severity: bool = True) -> list[SuiteVerdict]:
     """One verdict per variant, from the outcomes alone: each outcome judged against a floor carries its
     case's leave-one-out benign (failures, trials) in ``extra["floor"]["benign_loo"]`` (so the verdict can
-    be computed wherever the reports arrive, e.g. the pytest-xdist controller)."""
+    be computed wherever the reports arrive, e.g. the pytest-xdist controller). ``severity`` enables the
+    suite-envelope rule (module docstring)."""
     by_variant: dict[str, dict[str, list[CheckOutcome]]] = {}
     for o in outcomes:
         by_variant.setdefault(o.recipe, {}).setdefault(o.check, []).append(o)
@@ -150,11 +152,12 @@ def suite_verdicts(outcomes: Sequence[CheckOutcome], *, alpha: float, mode: str 
             verdicts.append(SuiteVerdict(variant, not failed, "items", alpha, fams, fragile, why))
             continue
         share = alpha / max(1, len(families))
-        fams = [_family(check, group, share) for check, group in families.items()]
+        fams = [_family(check, group, share, severity) for check, group in families.items()]
         verdicts.append(SuiteVerdict(
             variant, not any(f.failed for f in fams), "suite", alpha, fams, fragile,
             f"exact one-sided Fisher test per check family against the benign replicates (leave-one-out), "
-            f"suite alpha {alpha:g} split over {len(fams)} families (Bonferroni)",
+            f"suite alpha {alpha:g} split over {len(fams)} families (Bonferroni)"
+            + ("; a stable case beyond the suite's benign envelope fails its family" if severity else ""),
         ))
     return verdicts
 

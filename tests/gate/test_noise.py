@@ -202,6 +202,8 @@ def test_one_stable_case_beyond_the_suite_envelope_fails_its_family():
     assert suite_verdicts(_one_failing(1.0), alpha=0.05)[0].passed
     # a fragile case never fails a release on its own, however far out
     assert suite_verdicts(_one_failing(6.0, fragile=True), alpha=0.05)[0].passed
+    # verdict_severity = false: the exact test only
+    assert suite_verdicts(_one_failing(6.0), alpha=0.05, severity=False)[0].passed
 
 
 def test_suite_envelope_is_the_worst_benign_deviation_of_any_case(tmp_path: Path):

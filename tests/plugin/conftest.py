@@ -1,10 +1,36 @@
-"""Fixtures for the plugin's tests: a tiny reasoning chat model (shared MoE fixtures: tests/conftest.py)."""
+"""Fixtures for the plugin's tests: a gate project for pytester, a damaged model, a tiny reasoning chat model
+(shared MoE fixtures: tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+
+# -- a gate project ------------------------------------------------------------------------------------
+@pytest.fixture
+def gate_project(pytester: pytest.Pytester):
+    """Make ``pytester``'s folder a gate project: ``[tool.evalsuite]`` with these settings (and ``model``
+    when given) plus one suite file ``prompts/<suite>/<file>``. Returns the pytester."""
+
+    def make(suite_yaml: str, *, model: Path | None = None, settings: str = "", suite: str = "demo",
+             file: str = "basic.yaml") -> pytest.Pytester:
+        head = f'model = "{model}"\n' if model is not None else ""
+        pytester.makefile(".toml", pyproject=f"[tool.evalsuite]\n{head}{settings}")
+        (pytester.path / "prompts" / suite).mkdir(parents=True, exist_ok=True)
+        (pytester.path / "prompts" / suite / file).write_text(suite_yaml, encoding="utf-8")
+        return pytester
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def damaged_path(varied_moe_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The varied MoE with all but one expert per layer damaged: fails named checks."""
+    from evalsuite.gate.testing import damage_experts
+
+    return damage_experts(varied_moe_path, tmp_path_factory.mktemp("damaged"), keep=1)
 
 
 # -- a tiny reasoning chat model ----------------------------------------------------------------------

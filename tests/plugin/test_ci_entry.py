@@ -34,12 +34,9 @@ cases:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
+def project(gate_project) -> pytest.Pytester:
     """A project with [tool.evalsuite] (no model set there) and one tiny suite."""
-    pytester.makefile(".toml", pyproject='[tool.evalsuite]\nmax_new_tokens = 8\nsuites = ["demo"]\n')
-    (pytester.path / "prompts" / "demo").mkdir(parents=True)
-    (pytester.path / "prompts" / "demo" / "basic.yaml").write_text(SUITE, encoding="utf-8")
-    return pytester
+    return gate_project(SUITE, settings='max_new_tokens = 8\nsuites = ["demo"]\n')
 
 
 def test_model_path_after_a_space_still_uses_the_projects_config_and_baselines(

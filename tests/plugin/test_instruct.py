@@ -80,11 +80,9 @@ cases:
 
 
 @pytest.fixture
-def chat_project(pytester: pytest.Pytester, chat_moe_path: Path) -> pytest.Pytester:
-    pytester.makefile(".toml", pyproject=f'[tool.evalsuite]\nmodel = "{chat_moe_path}"\nsuites = ["chat"]\n')
-    (pytester.path / "prompts" / "chat").mkdir(parents=True)
-    (pytester.path / "prompts" / "chat" / "think.yaml").write_text(CHAT_SUITE, encoding="utf-8")
-    return pytester
+def chat_project(gate_project, chat_moe_path: Path) -> pytest.Pytester:
+    return gate_project(CHAT_SUITE, model=chat_moe_path, settings='suites = ["chat"]\n', suite="chat",
+                        file="think.yaml")
 
 
 def _baseline(project: pytest.Pytester, case: str) -> dict:

@@ -27,19 +27,9 @@ cases:
 """
 
 
-@pytest.fixture(scope="module")
-def damaged_path(varied_moe_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from evalsuite.gate.testing import damage_experts
-
-    return damage_experts(varied_moe_path, tmp_path_factory.mktemp("damaged"), keep=1)
-
-
 @pytest.fixture
-def project(pytester: pytest.Pytester, varied_moe_path: Path) -> pytest.Pytester:
-    pytester.makefile(".toml", pyproject=f'[tool.evalsuite]\nmodel = "{varied_moe_path}"\nmax_new_tokens = 12\n')
-    (pytester.path / "prompts" / "demo").mkdir(parents=True)
-    (pytester.path / "prompts" / "demo" / "basic.yaml").write_text(SUITE, encoding="utf-8")
-    return pytester
+def project(gate_project, varied_moe_path: Path) -> pytest.Pytester:
+    return gate_project(SUITE, model=varied_moe_path, settings="max_new_tokens = 12\n")
 
 
 def _props(xml_path: Path) -> dict[str, dict[str, str]]:

@@ -20,19 +20,15 @@ cases:
 """
 
 
-@pytest.fixture(scope="module")
-def damaged_path(varied_moe_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from evalsuite.gate.testing import damage_experts
+@pytest.fixture
+def floored_project(gate_project, varied_moe_path: Path):
+    """The demo suite on the varied MoE, recording a floor of 4 weight-noise replicates."""
 
-    return damage_experts(varied_moe_path, tmp_path_factory.mktemp("damaged"), keep=1)
+    def make(extra: str = "") -> pytest.Pytester:
+        return gate_project(SUITE, model=varied_moe_path,
+                            settings=f"max_new_tokens = 12\nnoise_replicates = 4\nnoise_scales = [0.01]\n{extra}")
 
-
-def _project(pytester: pytest.Pytester, model: Path, extra: str = "") -> pytest.Pytester:
-    pytester.makefile(".toml", pyproject=f'[tool.evalsuite]\nmodel = "{model}"\nmax_new_tokens = 12\n'
-                      f'noise_replicates = 4\nnoise_scales = [0.01]\n{extra}')
-    (pytester.path / "prompts" / "demo").mkdir(parents=True, exist_ok=True)
-    (pytester.path / "prompts" / "demo" / "basic.yaml").write_text(SUITE, encoding="utf-8")
-    return pytester
+    return make
 
 
 def _global_props(xml_path: Path) -> dict[str, str]:
@@ -40,9 +36,8 @@ def _global_props(xml_path: Path) -> dict[str, str]:
     return {p.get("name"): p.get("value") for p in root.iter("property") if p.get("name", "").startswith("evalsuite_")}
 
 
-def test_floor_recorded_then_noise_passes_and_damage_fails(pytester: pytest.Pytester, varied_moe_path: Path,
-                                                           damaged_path: Path):
-    project = _project(pytester, varied_moe_path)
+def test_floor_recorded_then_noise_passes_and_damage_fails(floored_project, damaged_path: Path):
+    project = floored_project()
     record = project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts")
     record.assert_outcomes(passed=26)
     floor_file = next((project.path / "baselines").rglob("_noise.json"))
@@ -77,10 +72,10 @@ def test_floor_recorded_then_noise_passes_and_damage_fails(pytester: pytest.Pyte
     assert set(json.loads(floor_file.read_text())["cases"]) == {"greet", "es-cat", "sums", "tale"}
 
 
-def test_exit_status_follows_the_suite_verdict_only_in_suite_mode(pytester: pytest.Pytester, varied_moe_path: Path,
-                                                                  damaged_path: Path):
-    # an alpha no test can reach: the damaged model's items fail, the suite verdict passes
-    project = _project(pytester, varied_moe_path, "verdict_alpha = 1e-12\n")
+def test_exit_status_follows_the_suite_verdict_only_in_suite_mode(floored_project, damaged_path: Path):
+    # an alpha no test can reach, the exact test alone (no severity rule): the damaged model's items fail,
+    # the suite verdict passes
+    project = floored_project("verdict_alpha = 1e-12\nverdict_severity = false\n")
     project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts").assert_outcomes(passed=26)
     args = ["-p", "no:cacheprovider", "prompts", f"--evalsuite-compressed={damaged_path}"]
     suite = project.runpytest(*args)
@@ -91,8 +86,8 @@ def test_exit_status_follows_the_suite_verdict_only_in_suite_mode(pytester: pyte
     items.stdout.fnmatch_lines(["*suite verdict FAIL (items; verdict = items: any failing item fails the suite)"])
 
 
-def test_sweep_finds_the_largest_passing_ratio(pytester: pytest.Pytester, varied_moe_path: Path):
-    _project(pytester, varied_moe_path)
+def test_sweep_finds_the_largest_passing_ratio(floored_project):
+    pytester = floored_project()
     pytester.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts").assert_outcomes(passed=26)
     result = pytester.runpytest("-p", "no:cacheprovider", "prompts", "--evalsuite-sweep=freq",
                                 "--evalsuite-ratios=0.125,0.5", "--evalsuite-html=sweep.html", "--junitxml=out.xml")

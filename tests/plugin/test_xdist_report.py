@@ -22,10 +22,8 @@ def _rows(html: Path) -> int:
     return html.read_text(encoding="utf-8").count('<td class="num mono">') // 2  # baseline + new cell per row
 
 
-def test_xdist_report_is_complete(pytester: pytest.Pytester, varied_moe_path: Path) -> None:
-    pytester.makefile(".toml", pyproject=f'[tool.evalsuite]\nmodel = "{varied_moe_path}"\nmax_new_tokens = 8\n')
-    (pytester.path / "prompts" / "demo").mkdir(parents=True)
-    (pytester.path / "prompts" / "demo" / "s.yaml").write_text(SUITE, encoding="utf-8")
+def test_xdist_report_is_complete(gate_project, varied_moe_path: Path) -> None:
+    pytester = gate_project(SUITE, model=varied_moe_path, settings="max_new_tokens = 8\n", file="s.yaml")
     refused = pytester.runpytest_subprocess("-m", "evalsuite", "-n", "2", "--evalsuite-update-baselines")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*records one baseline set in one process*without pytest-xdist*"])
