@@ -2,22 +2,21 @@
 
 Why: the gate compares greedy answers with stored baselines, so a model whose answers flip under noise
 far below what any compression does makes the gate flag noise. v1 flipped 5-6 of 36 answers at 1e-2 x
-rms (brief, second review). Noise: every parameter tensor gets Gaussian noise of `scale` x its own RMS
-(seeded), the `prompts/embedded` generative cases are answered greedily exactly as the gate does
+rms (brief, second review). Noise: the gate's own benign family (evalsuite.gate.perturb, the noise
+floor's replicates `noise:SCALE:SEED`: every weight matrix gets Gaussian noise of `scale` x its own RMS,
+norms and biases untouched), the `prompts/embedded` generative cases are answered greedily exactly as the gate does
 (prompt encoding, budgets and stop strings from the case files), and answers are compared with the
 unperturbed model's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from evalsuite.gate.cases import Case, load_case_file
+from evalsuite.gate.perturb import Perturbation, apply_perturbation
 from evalsuite.model.generation import encode_prompt, generate_greedy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,23 +40,6 @@ def answers(model, tokenizer, cases: Sequence[Case]) -> list[str]:
     return [g.text for g in gens]
 
 
-@contextmanager
-def weight_noise(model: torch.nn.Module, scale: float, seed: int) -> Iterator[None]:
-    """Add N(0, (scale x tensor RMS)^2) to every parameter; the weights are restored on exit."""
-    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            rms = p.float().pow(2).mean().sqrt()
-            p.add_((torch.randn(p.shape, generator=gen) * scale * rms).to(p.dtype))
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                p.copy_(saved[n])
-
-
 def stability(
     model, tokenizer, scales: Sequence[float] = (1e-2, 3e-2), seeds: Sequence[int] = (0, 1, 2), suite: Path = SUITE
 ) -> dict[str, Any]:
@@ -68,7 +50,7 @@ def stability(
     for scale in scales:
         per_seed = {}
         for seed in seeds:
-            with weight_noise(model, scale, seed):
+            with apply_perturbation(model, Perturbation("noise", scale, seed)):
                 new = answers(model, tokenizer, cases)
             per_seed[seed] = [c.id for c, a, b in zip(cases, base, new, strict=True) if a != b]
         out["scales"][f"{scale:g}"] = {
