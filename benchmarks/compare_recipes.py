@@ -453,7 +453,7 @@ def findings(rows: list[Row], ratios: list[float], experts: int) -> list[str]:
         if ORACLE_RHO.get("reap", 0.0) < ORACLE_RHO.get("frequency", 0.0):
             line += (
                 "REAP ranks experts worse than frequency here. Its conditional mean ignores how often an expert "
-                "is used; on this model (8 coarse experts per layer, top-2, load-balancing loss) an often-used "
+                f"is used; on this model ({experts} experts per layer, load-balancing loss) an often-used "
                 "expert with a small per-token contribution still carries a large share of the traffic, which "
                 "REAP's derivation (for 64-512 fine-grained experts) does not weigh."
             )

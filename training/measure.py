@@ -20,6 +20,7 @@ from evalsuite.metrics.passk import mean_pass_at_k
 from evalsuite.metrics.perplexity import perplexity
 from evalsuite.metrics.translation import corpus_chrf
 from evalsuite.model.generation import encode_prompt, generate_greedy, score_responses
+from training.data.heldout import mid_sentence
 
 LANGS = ["en", "es", "fr", "de", "ru", "zh", "ja"]
 TRANS = ["es", "fr", "de", "ru", "zh", "ja"]
@@ -100,26 +101,31 @@ def perplexities(s: Subject, limit: int | None = None) -> dict[str, dict[str, fl
 
 
 def language_consistency(s: Subject, limit: int | None = None) -> tuple[dict[str, dict], dict[str, tuple]]:
-    """Share of held-out prompts whose 40-token greedy continuation the gate's `check_language` passes.
+    """Share of held-out prompts (cut mid-sentence: `training.data.heldout.mid_sentence`) whose 40-token greedy
+    continuation the gate's `check_language` passes, and how often the complete-sentence prompt is answered
+    by ending the text.
 
     A continuation too short for the detector to judge counts as a failure ("short"): an empty answer
     is not consistent, it is missing."""
     out, samples = {}, {}
     for lg in LANGS:
         rows = held(f"prompts-{lg}", limit)
-        gens = s.greedy([x["prompt"] for x in rows], 40)
+        prompts = [mid_sentence(x, lg)[0] for x in rows]
+        gens = s.greedy(prompts, 40)
         verdicts = []
         for g in gens:
             guess = detect_language(g)
             ok = guess is not None and check_language(g, expected=lg).passed
             verdicts.append(lg if ok else (guess.lang if guess is not None else "short"))
         wrong = [v for v in verdicts if v != lg]
+        ended = sum(detect_language(g) is None for g in s.greedy([x["prompt"] for x in rows], 40))
         out[lg] = {
             "rate": round(1 - len(wrong) / len(rows), 3),
             "n": len(rows),
             "confusions": {k: wrong.count(k) for k in sorted(set(wrong))},
+            "full_sentence_too_short": round(ended / len(rows), 3),
         }
-        samples[f"continuation-{lg}"] = (rows[0]["prompt"], gens[0])
+        samples[f"continuation-{lg}"] = (prompts[0], gens[0])
     return out, samples
 
 

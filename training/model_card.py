@@ -83,9 +83,9 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         ),
         (
             "multiple choice moved by `freq:0.5@english`",
-            "every set changes",
-            ", ".join(f"{k} {v['acc']:.2f}->{v['compressed_acc']:.2f}" for k, v in mc.items()),
-            all(v["changed_items"] > 0 for v in mc.values()),
+            "every set drops, paired McNemar p < 0.05",
+            ", ".join(f"{k} {v['acc']:.2f}->{v['compressed_acc']:.2f} (p {v['mcnemar_p']:.2g})" for k, v in mc.items()),
+            all(v["compressed_acc"] < v["acc"] and v["mcnemar_p"] < 0.05 for v in mc.values()),
         ),
         (
             "stability: answers changed by weight noise 1e-2 x rms (3 seeds)",
@@ -170,11 +170,12 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     for k, v in r["perplexity"].items():
         w(f"| {k} | {v['ppl']} | {v['tokens']} | {v['items']} |")
     w(
-        "\n### Language consistency\n\nGreedy 40-token continuation of held-out prompts, judged by the gate's `check_language` (per sentence, foreign scripts); a continuation too short to judge counts as a failure.\n"
+        "\n### Language consistency\n\nGreedy 40-token continuation of held-out prompts cut mid-sentence (the prompt plus the first 4 words, or 12 characters in zh/ja, of its own continuation: `training.data.heldout.mid_sentence`), judged by the gate's `check_language` (per sentence, foreign scripts); a continuation too short to judge counts as a failure. Last column: share of the same prompts, ending on a full stop, that the model answers with too little text to judge (it ends the document, as the one-line fortunes and verses it read do).\n"
     )
-    w("| lang | rate | n | judged instead |\n|---|---|---|---|")
+    w("| lang | rate | n | judged instead | full-sentence prompt: too short |\n|---|---|---|---|---|")
     for k, v in r["language_consistency"].items():
-        w(f"| {k} | {v['rate']:.2f} | {v['n']} | {v['confusions'] or '-'} |")
+        ended = v.get("full_sentence_too_short")
+        w(f"| {k} | {v['rate']:.2f} | {v['n']} | {v['confusions'] or '-'} | {'-' if ended is None else f'{ended:.2f}'} |")
     w(
         "\n### Translation (English -> X, gettext strings)\n\n| pair | chrF | copy-the-source chrF | exact | n |\n|---|---|---|---|---|"
     )

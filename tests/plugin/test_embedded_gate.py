@@ -18,7 +18,7 @@ from evalsuite.model.loading import default_model_path
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "prompts" / "embedded"
 # English and non-English cases of the generative suite (ids from prompts/embedded/*.yaml)
-SUBSET = "cont-en-10 or cont-zh-25 or tr-en-es-4 or tr-en-ru-0 or tr-en-zh-27 or tr-en-ja-19 or arith-22 or code-3"
+SUBSET = "cont-en-28 or cont-zh-37 or tr-en-es-4 or tr-en-ru-0 or tr-en-zh-27 or tr-en-ja-19 or arith-22 or code-3"
 TRANSLATIONS = ("tr-en-es-4", "tr-en-ru-0", "tr-en-zh-27", "tr-en-ja-19")
 RECIPE = "frequency:0.5@english"
 
@@ -45,6 +45,14 @@ def test_original_model_passes_against_committed_baselines(pytester: pytest.Pyte
     code = [p for p in code if p.get("check") == "code"]
     assert code and all(p["sandbox"] in {"namespaces", "bwrap"} and f"[sandbox: {p['sandbox']}]" in p["detail"]
                         for p in code)
+
+
+def test_mild_recipe_passes_the_suite_verdict(pytester: pytest.Pytester):
+    # make gate's contrast: REAP at 25% on the 32-expert model stays within the noise floor recorded with
+    # the baselines (suite verdict), so the run exits 0 next to the failing English-only recipe below
+    result = _gate(pytester, "--evalsuite-recipe=reap:0.25")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["reap:0.25: suite verdict PASS (suite;*"])
 
 
 def test_english_calibrated_pruning_fails_on_the_right_checks(pytester: pytest.Pytester, gate_verdicts):

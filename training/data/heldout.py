@@ -7,6 +7,7 @@ takes its own seeded `random.Random`, so adding a training source never changes 
 from __future__ import annotations
 
 import random
+import re
 
 from training.data.arithmetic import arith_prompt, worked
 from training.data.code_tasks import code_task
@@ -131,6 +132,19 @@ def code_task_rows(held: list[dict], families: list[str]) -> tuple[list[dict], l
             {"id": f"mc-code-{i}", "context": t["prompt"], "choices": choices, "gold": choices.index(t["completion"])}
         )
     return rows, mc
+
+
+def mid_sentence(row: dict, lang: str) -> tuple[str, str]:
+    """(context, rest): a continuation prompt extended by the first words of its own continuation (12
+    characters in zh/ja), so the text stops mid-sentence, and what follows. Why: the shipped prompts end on
+    a full stop, and a model trained on one-line fortunes and verses often answers a complete sentence by
+    ending the document (or with an attribution), which says nothing about the language it writes in."""
+    cont = row["continuation"]
+    if lang in ("zh", "ja"):
+        return row["prompt"] + cont[:12], cont[12:]
+    head = re.match(r"\s*(?:\S+\s+){0,3}\S+", cont)
+    end = head.end() if head else 0
+    return row["prompt"] + " " + " ".join(cont[:end].split()), cont[end:].strip()
 
 
 def mc_text_rows(prompts: dict[str, list[dict]], rng: random.Random) -> list[dict]:
