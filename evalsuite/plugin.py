@@ -627,6 +627,10 @@ def _apply_verdicts(session: pytest.Session, gate: Any) -> None:
     s = gate.settings
     verdicts = suite_verdicts(collected.outcomes, alpha=s.verdict_alpha, mode=s.verdict,
                               severity=s.verdict_severity)
+    if s.update_baselines and s.noise_replicates:
+        for v in verdicts:  # judged before this run wrote its floor
+            if v.mode == "items":
+                v.note = "baselines and noise floor recorded in this run; gate runs judge against the floor from now on"
     session.config.stash[_VERDICTS] = verdicts
     from _pytest.junitxml import xml_key
 

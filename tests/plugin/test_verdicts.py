@@ -40,6 +40,7 @@ def test_floor_recorded_then_noise_passes_and_damage_fails(floored_project, dama
     project = floored_project()
     record = project.runpytest("--evalsuite-update-baselines", "-p", "no:cacheprovider", "prompts")
     record.assert_outcomes(passed=26)
+    record.stdout.fnmatch_lines(["base: suite verdict PASS (items; baselines and noise floor recorded in this run;*"])
     floor_file = next((project.path / "baselines").rglob("_noise.json"))
     floor = json.loads(floor_file.read_text())
     assert [r["id"] for r in floor["replicates"]] == [f"noise:0.01:{i}" for i in range(4)]
