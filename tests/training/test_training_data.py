@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from training.build_corpus import split_sources
 from training.data import arithmetic, sword
 from training.data.common import in_language, is_heldout
+from training.data.heldout import mid_sentence, near_misses
 from training.data.natural import TextSource
 from training.data.parallel import read_mo
 
@@ -163,3 +164,19 @@ def test_leak_check_finds_a_heldout_item_in_a_stream(tmp_path: Path) -> None:
     stream.write_text('{"text": "Q: 149+5=?\\nA: 149+005"}\n{"text": "Q: 49+5=?\\nA: 49+05"}\n')
     (corpus / "train-text-de.jsonl").write_text('{"text": "Vorher.\\nEin Satz, der nur im Testteil steht.\\nMehr."}\n')
     assert leaks(held, corpus) == (["arith-0 in train-arith.jsonl", "text-de-0 in train-text-de.jsonl"], 2)
+
+
+def test_code_distractors_change_behaviour_by_one_token() -> None:
+    body = "    return [y for y in xs if y > 9]\n"
+    misses = near_misses(body)
+    assert body not in misses and len(misses) == len(set(misses))
+    assert "    return [y for y in xs if y >= 9]\n" in misses and "    return [y for y in xs if y > 10]\n" in misses
+    assert all(sum(a != b for a, b in zip(m, body, strict=False)) <= 2 for m in misses if len(m) == len(body))
+    assert near_misses("    return x\n") == []  # nothing to change: the builder skips the item
+
+
+def test_mid_sentence_cuts_inside_the_continuation() -> None:
+    row = {"prompt": "It was late.", "continuation": "The  rain kept falling on the roof all night."}
+    assert mid_sentence(row, "en") == ("It was late. The rain kept falling", "on the roof all night.")
+    ja = {"prompt": "夜。", "continuation": "雨が一晩中屋根に降り続けた。そして朝になった。"}
+    assert mid_sentence(ja, "ja") == ("夜。雨が一晩中屋根に降り続け", "た。そして朝になった。")  # 12 characters

@@ -10,7 +10,6 @@ import random
 import re
 
 from training.data.arithmetic import arith_prompt, worked
-from training.data.code_tasks import code_task
 from training.data.common import in_language, split_sentences
 from training.data.parallel import trans_text
 
@@ -102,6 +101,27 @@ def arithmetic_rows(problems: list[tuple[int, str, int]], rng: random.Random) ->
     return rows, mc
 
 
+# one-token behaviour changes of a correct body: a damaged model that still copies names and constants
+# from the docstring must tell these apart (v1's distractors changed the name or constant, which even a
+# half-pruned v2 never confused: mc-code stayed at 1.0)
+_NEAR_MISS_EDITS = [(r"<=", "<"), (r">=", ">"), (r"(?<![<>=!])<(?![=<])", "<="), (r"(?<![<>=!-])>(?![=>])", ">="),
+                    (r"==", "!="), (r" \+ ", " - "), (r" - ", " + "), (r" \* ", " + "), (r" % ", " // ")]
+
+
+def near_misses(body: str) -> list[str]:
+    """Every body that differs from ``body`` by one operator swap or one integer constant +-1, sorted."""
+    out = set()
+    for pattern, repl in _NEAR_MISS_EDITS:
+        for m in re.finditer(pattern, body):
+            out.add(body[: m.start()] + repl + body[m.end():])
+    for m in re.finditer(r"(?<![\w.])\d+(?![\w.])", body):
+        for v in (int(m.group()) + 1, int(m.group()) - 1):
+            if v >= 0:
+                out.add(body[: m.start()] + str(v) + body[m.end():])
+    out.discard(body)
+    return sorted(out)
+
+
 def code_task_rows(held: list[dict], families: list[str]) -> tuple[list[dict], list[dict]]:
     """(50 tasks, up to 3 per family so every family is represented; MC over same-family bodies)."""
     by_family: dict[str, list[dict]] = {}
@@ -122,8 +142,7 @@ def code_task_rows(held: list[dict], families: list[str]) -> tuple[list[dict], l
     mc = []
     rest = [t for t in held if t not in picked]
     for i, t in enumerate(rest[:40]):
-        others = {code_task(random.Random(f"mc{i}-{j}"), t["family"])["completion"] for j in range(12)}
-        others = sorted(o for o in others if o != t["completion"])
+        others = near_misses(t["completion"])
         if len(others) < 3:
             continue
         choices = [t["completion"]] + random.Random(i).sample(others, 3)
