@@ -169,6 +169,7 @@ class NoiseFloor:
     path: Path
     replicates: list[dict[str, Any]] = field(default_factory=list)  # {id, mean_kl}
     cases: dict[str, CaseFloor] = field(default_factory=dict)
+    _worst: dict[str, float] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def replicate_ids(self) -> list[str]:
@@ -207,9 +208,12 @@ class NoiseFloor:
     def suite_edge(self, check: str, margin: float) -> float:
         """The envelope of ``check`` over every case of the suite: the largest deviation benign noise
         produced anywhere. A stable case failing beyond it is a regression no benign replicate of any
-        case came near (gate/verdict.py's severity rule)."""
-        return edge([d for case in self.cases.values() for d in case.checks.get(check, {}).get("deviation", [])],
-                    margin)
+        case came near (gate/verdict.py's severity rule). Asked once per judged outcome, so the maximum
+        over the suite is computed once per check (the cases of a loaded floor do not change)."""
+        if check not in self._worst:
+            self._worst[check] = max((d for case in self.cases.values()
+                                      for d in case.checks.get(check, {}).get("deviation", [])), default=0.0)
+        return edge([self._worst[check]], margin)
 
     def entry(self, case_id: str, *, case_hash: str, settings_hash: str, response: str) -> CaseFloor | str:
         """The case's floor, or why there is none usable (a sentence for the report)."""

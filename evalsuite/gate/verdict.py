@@ -88,7 +88,7 @@ def _fisher_greater(x: int, n: int, y: int, t: int) -> float:
     return float(fisher_exact([[x, n - x], [y, t - y]], alternative="greater").pvalue)
 
 
-def _family(check: str, outcomes: list[CheckOutcome], alpha: float, severity: bool = True) -> FamilyVerdict:
+def _family(check: str, outcomes: list[CheckOutcome], alpha: float, severity: bool) -> FamilyVerdict:
     failing = [o for o in outcomes if not o.passed]
     fragile = [o.case_id for o in failing if o.extra.get("floor", {}).get("fragile")]
     counts = [o.extra.get("floor", {}).get("benign_loo") or (0, 0) for o in outcomes]
