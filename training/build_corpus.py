@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from evalsuite.io import atomic_write_text
+from evalsuite.io import atomic_write_text, read_jsonl
 from training.data import heldout
 from training.data.arithmetic import arith_problems, arith_prompt, worked
 from training.data.code_tasks import code_task, task_families
@@ -101,8 +101,24 @@ def build_text(c: Corpus, lang: str, budget: int) -> list[dict]:
     by_source = {name: sum(len(d) for n, d in kept if n == name) for name in train}
     dropped = total - sum(by_source.values())
     c.stream(f"text-{lang}", [d for _, d in kept], chars_by_source=by_source, chars_dropped_impure_or_heldout=dropped)
-    ppl, prompts = heldout.text_rows(lang, [t for (t,) in held], c.rng(f"heldout-text-{lang}"))
+    ppl, prompts = heldout.text_rows(lang, [t for (t,) in held], prose_heldout(lang), c.rng(f"heldout-text-{lang}"))
     c.heldout(f"text-{lang}", ppl)
+    c.heldout(f"prompts-{lang}", prompts)
+    return prompts
+
+
+def prose_heldout(lang: str) -> set[str]:
+    """The held-out documents of the prose sources (`TextSource.prose`): where continuation prompts come from."""
+    return {t for (t,) in split_sources([s for s in TEXT_SOURCES if s.prose], lang)[1]}
+
+
+def rebuild_prompts(c: Corpus, lang: str) -> list[dict]:
+    """Continuation prompts of one language, the shipped perplexity texts left as they are (and excluded)."""
+    _, held = split_sources(TEXT_SOURCES, lang)
+    shipped = [r["text"] for r in read_jsonl(c.heldout_dir / f"text-{lang}.jsonl")]
+    _, prompts = heldout.text_rows(
+        lang, [t for (t,) in held], prose_heldout(lang), c.rng(f"heldout-text-{lang}"), ppl=shipped
+    )
     c.heldout(f"prompts-{lang}", prompts)
     return prompts
 
@@ -177,7 +193,20 @@ def main() -> None:
         help="write training streams only; the shipped held-out files stay as they are (the split is "
         "by source-key hash, so they remain disjoint from the training streams)",
     )
+    ap.add_argument(
+        "--prompts-only",
+        action="store_true",
+        help="rewrite only the held-out continuation prompts and mc-text (no training streams; the other "
+        "held-out files stay as they are). After it: re-pick the gate's cases and re-record the baselines",
+    )
     args = ap.parse_args()
+    if args.prompts_only:
+        c = Corpus(args.out, args.heldout_dir, args.seed)
+        prompts = {lang: rebuild_prompts(c, lang) for lang in LANGS}
+        c.heldout("mc-text", heldout.mc_text_rows(prompts, c.rng("heldout-mc-text")))
+        total = sum(map(len, prompts.values()))
+        print(f"wrote prompts-*.jsonl ({total} prompts) and mc-text.jsonl to {args.heldout_dir}")
+        return
     c = Corpus(args.out, None if args.keep_heldout else args.heldout_dir, args.seed)
     prompts = {lang: build_text(c, lang, args.max_chars_per_lang) for lang in LANGS}
     c.heldout("mc-text", heldout.mc_text_rows(prompts, c.rng("heldout-mc-text")))

@@ -28,8 +28,9 @@ from evalsuite.metrics.significance import mcnemar_exact  # noqa: E402
 from evalsuite.model.loading import configure_torch, default_model_path, load_model  # noqa: E402
 from training import measure  # noqa: E402
 from training.model_card import write_card  # noqa: E402
+from training.pick_cases import continuation_candidates, score, translation_candidates  # noqa: E402
 from training.routing_eval import specialisation  # noqa: E402
-from training.stability import stability  # noqa: E402
+from training.stability import SUITE, stability  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DAMAGE_RECIPE = "freq:0.5@english"
@@ -80,6 +81,19 @@ def multiple_choice_with_damage(s: measure.Subject, limit: int | None) -> dict[s
     return base
 
 
+def candidate_fragility(s: measure.Subject, seeds: tuple[int, ...], limit: int | None) -> dict[str, dict[str, Any]]:
+    """Share of all candidate continuations / translations whose greedy answer changes under 1e-2 noise.
+
+    The shipped cases are picked for stable answers (`training.pick_cases`, other seeds); this is the
+    model's own fragility before that choice, stated next to the shipped cases' figure."""
+    out = {}
+    for name, cands in (("continuation", continuation_candidates()), ("translation", translation_candidates())):
+        cands = cands[:limit]
+        score(s, cands, SUITE / f"{name}.yaml", list(seeds), lambda c: 0.0)
+        out[name] = {"candidates": len(cands), "changed_share": round(sum(c.flips > 0 for c in cands) / len(cands), 3)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=default_model_path())
@@ -113,7 +127,9 @@ def main() -> None:
         r["samples"].update(samples)
         print(key, json.dumps(r[key], ensure_ascii=False), flush=True)
     r["multiple_choice"] = multiple_choice_with_damage(s, limit)
-    r["stability"] = stability(model, tok, seeds=(0,) if args.quick else (0, 1, 2))
+    seeds = (0,) if args.quick else (0, 1, 2)
+    r["stability"] = stability(model, tok, seeds=seeds)
+    r["stability"]["candidates"] = candidate_fragility(s, seeds, limit)
     r["specialisation"] = specialisation(model, tok, limit)
     r["eval_time_s"] = round(time.time() - t0, 1)
     atomic_write_text(args.results, json.dumps(r, indent=1, ensure_ascii=False, default=str))

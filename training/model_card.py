@@ -170,7 +170,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     for k, v in r["perplexity"].items():
         w(f"| {k} | {v['ppl']} | {v['tokens']} | {v['items']} |")
     w(
-        "\n### Language consistency\n\nGreedy 40-token continuation of held-out prompts cut mid-sentence (the prompt plus the first 4 words, or 12 characters in zh/ja, of its own continuation: `training.data.heldout.mid_sentence`), judged by the gate's `check_language` (per sentence, foreign scripts); a continuation too short to judge counts as a failure. Last column: share of the same prompts, ending on a full stop, that the model answers with too little text to judge (it ends the document, as the one-line fortunes and verses it read do).\n"
+        "\n### Language consistency\n\nGreedy 40-token continuation of held-out prose prompts (man pages, the Debian handbook, GNOME help; not the one-line fortunes, whose natural continuation is an attribution or nothing) cut mid-sentence (the prompt plus the first 4 words, or 12 characters in zh/ja, of its own continuation: `training.data.heldout.mid_sentence`), judged by the gate's `check_language` (per sentence, foreign scripts); a continuation too short to judge counts as a failure. Last column: share of the same prompts, ending on a full stop, that the model answers with too little text to judge.\n"
     )
     w("| lang | rate | n | judged instead | full-sentence prompt: too short |\n|---|---|---|---|---|")
     for k, v in r["language_consistency"].items():
@@ -186,7 +186,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
         f"\n### Arithmetic and code\n\nArithmetic exact match {a['exact_match']:.2f} (add {a['add']}, sub {a['sub']}; whole worked solution exact {a['worked_steps_exact']:.2f}). Code: greedy pass@1 {c['greedy_pass@1']:.2f} on {c['n_tasks']} held-out tasks, run in evalsuite's sandbox; families failed: {', '.join(c['families_failed']) or 'none'}.\n"
     )
     w(
-        "### Multiple choice (highest total log-probability), and under `freq:0.5@english`\n\n| set | accuracy | chance | after freq:0.5@english | items changed | McNemar p (drop) | n |\n|---|---|---|---|---|---|---|"
+        "### Multiple choice (highest total log-probability), and under `freq:0.5@english`\n\nmc-text: the prompt's real next 8 words (zh/ja: 16 characters) vs 3 copies with one word replaced by a word of another continuation in the same language (`training.data.heldout.word_substitutions`).\n\n| set | accuracy | chance | after freq:0.5@english | items changed | McNemar p (drop) | n |\n|---|---|---|---|---|---|---|"
     )
     for k, v in r["multiple_choice"].items():
         w(
@@ -194,8 +194,11 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
         )
     st = r["stability"]
     w(
-        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, 3 seeds.\n"
+        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates for answers that did not change under 12 other noise draws (seeds 100-111), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
     )
+    for name, c in st.get("candidates", {}).items():
+        w(f"- Before that choice: {100 * c['changed_share']:.0f}% of all {c['candidates']} {name} candidates (evaluation half) change their answer under at least one of the same 1e-2 draws.")
+    w("")
     w("| scale | changed answers per seed | changed cases |\n|---|---|---|")
     for k, v in st["scales"].items():
         w(

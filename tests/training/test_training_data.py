@@ -13,8 +13,15 @@ from hypothesis import strategies as st
 
 from training.build_corpus import split_sources
 from training.data import arithmetic, sword
-from training.data.common import in_language, is_heldout
-from training.data.heldout import mid_sentence, near_misses
+from training.data.common import in_language, is_heldout, is_mojibake
+from training.data.heldout import (
+    PROMPT_MIN_CONTINUATION,
+    mc_text_rows,
+    mid_sentence,
+    near_misses,
+    text_rows,
+    word_substitutions,
+)
 from training.data.natural import TextSource
 from training.data.parallel import read_mo
 
@@ -180,3 +187,47 @@ def test_mid_sentence_cuts_inside_the_continuation() -> None:
     assert mid_sentence(row, "en") == ("It was late. The rain kept falling", "on the roof all night.")
     ja = {"prompt": "夜。", "continuation": "雨が一晩中屋根に降り続けた。そして朝になった。"}
     assert mid_sentence(ja, "ja") == ("夜。雨が一晩中屋根に降り続け", "た。そして朝になった。")  # 12 characters
+
+
+def test_continuation_prompts_come_from_prose_only() -> None:
+    fortune = ("Luck is what happens when preparation meets opportunity. -- Seneca, the Roman philosopher, "
+               "statesman and playwright, who wrote letters on ethics and tragedies that were read for centuries.")
+    prose = ("The daemon reads its configuration at start-up. It then opens the listening socket and waits for "
+             "clients to connect; every client gets its own worker process, which exits when the client closes "
+             "the connection or when the idle timeout given in the configuration file expires.")
+    garbled = prose.replace("its own", "sÃ³lo its own")
+    _, prompts = text_rows("en", [fortune, prose, garbled], {prose, garbled}, random.Random(0), ppl=[])
+    assert [p["prompt"] for p in prompts] == ["The daemon reads its configuration at start-up."]
+    assert len(prompts[0]["continuation"]) >= PROMPT_MIN_CONTINUATION
+    # the fortune qualifies by length alone; only its source (not prose) keeps it out
+    _, as_prose = text_rows("en", [fortune], {fortune}, random.Random(0), ppl=[])
+    assert [p["prompt"] for p in as_prose] == ["Luck is what happens when preparation meets opportunity."]
+    assert is_mojibake("sÃ³lo") and not is_mojibake("sólo, Ãrbol")
+
+
+def test_word_substitutions_replace_exactly_one_word_from_the_vocabulary() -> None:
+    units = ["the", "rain", "kept", "falling", "on", "the", "roof"]
+    vocabulary = ["night", "rain", "window"]
+    out = word_substitutions(units, vocabulary, random.Random(1))
+    assert len(out) == 3 and len({tuple(o) for o in out}) == 3
+    for o in out:
+        changed = [(a, b) for a, b in zip(units, o, strict=True) if a != b]
+        assert len(changed) == 1 and changed[0][1] in vocabulary
+    assert word_substitutions(["rain"], ["rain"], random.Random(1)) == []  # nothing to substitute: item skipped
+
+
+def test_mc_text_item_holds_the_true_continuation_among_substitutions() -> None:
+    rows = [{"prompt": f"Prompt {i}.", "continuation": f"w{i}a w{i}b w{i}c w{i}d w{i}e w{i}f w{i}g w{i}h w{i}i"}
+            for i in range(4)]
+    items = mc_text_rows({"en": rows}, random.Random(0))
+    assert [x["id"] for x in items] == [f"mc-text-en-{i}" for i in range(4)]
+    first = items[0]
+    gold = first["choices"][first["gold"]]
+    assert first["context"] == "Prompt 0." and len(first["choices"]) == 4
+    assert gold == " w0a w0b w0c w0d w0e w0f w0g w0h"  # the first MC_TEXT_WORDS words
+    for choice in first["choices"]:
+        foreign = [w for w in choice.split() if not w.startswith("w0")]
+        assert len(foreign) == (0 if choice == gold else 1)  # one word from another continuation
+    zh = mc_text_rows({"zh": [{"prompt": "提示。", "continuation": "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未"},
+                              {"prompt": "其他。", "continuation": "一二三四五六七八九十"}]}, random.Random(0))
+    assert zh[0]["choices"][zh[0]["gold"]] == "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳"  # 8 two-character chunks, no space

@@ -48,3 +48,25 @@ def test_split_keeps_joint_tokenization(tiny) -> None:
     ids = tiny.tokenizer("abcde", add_special_tokens=False)["input_ids"]
     assert ctx + target == ids and len(target) == 2
     assert s.logprobs([(ctx, target)])[0] < 0
+
+
+def test_case_picking_prefers_stable_then_better_candidates_per_language(tmp_path: Path) -> None:
+    from training.pick_cases import Candidate, pick, write_cases
+
+    cands = [
+        Candidate("cont-en-1", "en", "p", flips=1, quality=300.0),  # best text, but it flipped once
+        Candidate("cont-en-2", "en", "p", flips=0, quality=80.0),
+        Candidate("cont-en-3", "en", "p", flips=0, quality=0.0),  # never flips, but does not qualify
+        Candidate("cont-en-4", "en", "p", flips=0, quality=120.0),
+        Candidate("cont-ja-1", "ja", "p", flips=2, quality=90.0),  # the only ja one: kept despite its flips
+        Candidate("cont-de-1", "de", "p", flips=0, quality=70.0),
+    ]
+    assert [c.case_id for c in pick(cands, per_language=2)] == ["cont-en-4", "cont-en-2", "cont-de-1", "cont-ja-1"]
+    case_file = tmp_path / "cases.yaml"
+    case_file.write_text("# header\ndefaults:\n  domain: x\ncases:\n  - id: old\n", encoding="utf-8")
+    write_cases(case_file, "  - id: new")
+    assert case_file.read_text(encoding="utf-8") == "# header\ndefaults:\n  domain: x\ncases:\n  - id: new\n"
+    no_cases = tmp_path / "no_cases.yaml"
+    no_cases.write_text("a: 1\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no 'cases:' line"):
+        write_cases(no_cases, "  - id: y")

@@ -107,6 +107,14 @@ def pure_paragraphs(lang: str, doc: str, exclude: frozenset[str] | set[str] = fr
     return "\n".join(p for p in doc.split("\n") if p not in exclude and in_language(lang, p))
 
 
+_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
+
+
+def is_mojibake(text: str) -> bool:
+    """UTF-8 read as Latin-1 somewhere upstream ("sÃ³lo" for "sólo"): a prompt that teaches nothing."""
+    return _MOJIBAKE.search(text) is not None
+
+
 def split_sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?。！？])\s*", text) if s.strip()]
 

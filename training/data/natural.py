@@ -214,17 +214,20 @@ def code_chunks(text: str, max_chars: int = 1500) -> list[str]:
 @dataclass(frozen=True)
 class TextSource:
     """One source of running text. `heldout=False`: every document trains (none is held out), so the
-    shipped held-out files do not depend on it. `max_share`: cap on its share of a language's budget."""
+    shipped held-out files do not depend on it. `max_share`: cap on its share of a language's budget.
+    `prose=False`: complete short texts (quotes, verses) whose natural continuation is an attribution or
+    the end of the document; continuation prompts are never drawn from them."""
 
     name: str
     extract: Callable[[str], Docs]
     langs: tuple[str, ...]
     heldout: bool = True
     max_share: float = 1.0
+    prose: bool = True
 
 
 TEXT_SOURCES = [
-    TextSource("fortunes", fortunes, ("en", "es", "de", "ru", "zh")),
+    TextSource("fortunes", fortunes, ("en", "es", "de", "ru", "zh"), prose=False),
     TextSource("handbook", handbook, ("en", "es", "fr", "de", "ru", "zh", "ja")),
     TextSource("help", gnome_help, ("en", "es", "fr", "de", "ru", "zh", "ja")),
     TextSource("man", manpages, ("en", "es", "fr", "de", "ru", "zh", "ja")),
