@@ -194,7 +194,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
         )
     st = r["stability"]
     w(
-        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates for answers that did not change under 12 other noise draws (seeds 100-111), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
+        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates for answers that did not change under 24 other noise draws (seeds 100-123), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
     )
     for name, c in st.get("candidates", {}).items():
         w(f"- Before that choice: {100 * c['changed_share']:.0f}% of all {c['candidates']} {name} candidates (evaluation half) change their answer under at least one of the same 1e-2 draws.")

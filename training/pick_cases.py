@@ -7,7 +7,8 @@ answer does not flip under noise far below what any compression does (a case tha
 report noise). Candidates are the evaluation half of the shipped held-out data (never calibration text):
 continuation prompts cut mid-sentence (`training.data.heldout.mid_sentence`) and English->X translation
 prompts. A candidate qualifies when its greedy answer, generated with the case file's own budget and stop
-strings, is a real continuation (>= 60 characters passing the gate's language and collapse checks) or a
+strings, is a real continuation (>= 60 characters passing the gate's language and collapse checks, in a
+language the detector is sure of) or a
 translation of a source of 3+ words into the target language with sentence chrF >= 30 against the
 reference. Among qualified
 candidates those whose answer never changes under weight noise of 1e-2 x rms come first, then the better
@@ -30,7 +31,7 @@ from evalsuite.gate.perturb import Perturbation, apply_perturbation
 from evalsuite.heldout import heldout_split
 from evalsuite.io import atomic_write_text
 from evalsuite.metrics.collapse import check_collapse
-from evalsuite.metrics.language import check_language
+from evalsuite.metrics.language import check_language, detect_language, same_language
 from evalsuite.metrics.translation import chrf
 from evalsuite.model.loading import configure_torch, default_model_path, load_model
 from training import measure
@@ -38,6 +39,9 @@ from training.data.heldout import mid_sentence
 from training.stability import SUITE
 
 MIN_CONTINUATION_CHARS = 60
+# the detector must be sure of the answer's language: a list of translators' names and e-mail addresses
+# reads as 'fr' at 0.19 and passes the language check, so it could never show a compression's damage
+MIN_LANGUAGE_PROB = 0.5
 MIN_TRANSLATION_CHRF = 30.0
 MIN_TRANSLATION_WORDS = 3  # "Aymara, Central" is a name to copy, not a sentence to translate
 
@@ -71,7 +75,9 @@ def translation_candidates() -> list[Candidate]:
 
 def continuation_quality(c: Candidate) -> float:
     text = c.answer
-    good = (len(text.strip()) >= MIN_CONTINUATION_CHARS and check_language(text, expected=c.language).passed
+    guess = detect_language(text)
+    sure = guess is not None and same_language(guess.lang, c.language) and guess.prob >= MIN_LANGUAGE_PROB
+    good = (sure and len(text.strip()) >= MIN_CONTINUATION_CHARS and check_language(text, expected=c.language).passed
             and check_collapse(text).passed)
     return float(len(text.strip())) if good else 0.0
 
