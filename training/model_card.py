@@ -104,6 +104,16 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
+def init_from_line(init_from: str | None) -> str:
+    """A continued run says what it started from and the tokens in all: its own count is only the increment."""
+    if not init_from or init_from == "None":
+        return "- Trained from scratch."
+    state_path = Path(init_from) / "training_state.json"
+    before = json.loads(state_path.read_text())["tokens_seen"] if state_path.is_file() else None
+    total = "" if before is None else f"; the starting model had seen {before:,} tokens, so the weights have seen those plus the ones above"
+    return f"- **Continued** from the exported weights in `{init_from}` (fresh optimizer, warm-up and schedule){total}."
+
+
 def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], card: Path) -> None:
     log, run_cfg = _read_run(run_dir)
     args = run_cfg.get("args", {})
@@ -139,6 +149,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     w(
         f"- Command: `python -m training.train --run {ts.get('run', '?')} --preset {ts.get('preset', '?')} --tokens {args.get('tokens', '?')}` (resumable; see training/README.md)."
     )
+    w(init_from_line(args.get("init_from")))
     w(
         f"- AdamW (0.9, 0.95), weight decay 0.1, peak lr {args.get('lr', '?')}, {args.get('warmup', '?')} warm-up steps, cosine to {args.get('min_lr_frac', '?')} x peak over the token budget; gradient clip 1.0; loss = next-token CE + coefficient x router load-balancing loss."
     )

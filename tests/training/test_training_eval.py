@@ -70,3 +70,13 @@ def test_case_picking_prefers_stable_then_better_candidates_per_language(tmp_pat
     no_cases.write_text("a: 1\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="no 'cases:' line"):
         write_cases(no_cases, "  - id: y")
+
+
+def test_model_card_says_when_a_run_continued_from_other_weights(tmp_path: Path) -> None:
+    from training.model_card import init_from_line
+
+    assert init_from_line(None) == init_from_line("None") == "- Trained from scratch."
+    (tmp_path / "training_state.json").write_text('{"tokens_seen": 30003200}', encoding="utf-8")
+    line = init_from_line(str(tmp_path))
+    assert "**Continued**" in line and str(tmp_path) in line and "30,003,200 tokens" in line
+    assert "had seen" not in init_from_line(str(tmp_path / "missing"))  # still says it continued
