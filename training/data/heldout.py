@@ -189,8 +189,8 @@ def word_substitutions(units: list[str], vocabulary: list[str], rng: random.Rand
     """`n` distinct copies of `units`, each with one unit replaced by a different word of `vocabulary`.
 
     The distractors of mc-text: same length and position, one word that does not fit, so telling them from
-    the real text takes the language's vocabulary in context. Measured on v2 (280 items): 0.74, and 0.66
-    under freq:0.5@english (English items 0.75 -> 0.72; es/ru/zh lose most). Two other designs were
+    the real text takes the language's vocabulary in context. Measured on v2 (the shipped 280 items): 0.75,
+    and 0.69 under freq:0.5@english (p 0.001; es/ru/zh lose most, English least). Two other designs were
     measured and dropped: the continuations of other prompts (chance, 0.31: a one-line fortune's
     continuation is an attribution no model can predict) and two neighbouring words swapped (0.88 -> 0.86:
     word order survives the pruning of a language's experts)."""
