@@ -26,7 +26,7 @@ from training.data import heldout
 from training.data.arithmetic import arith_problems, arith_prompt, worked
 from training.data.code_tasks import code_task, task_families
 from training.data.common import LANGS, TRANS_LANGS, is_heldout, pure_paragraphs, write_jsonl
-from training.data.leakage import MAX_MATCH_SHARE, leaks
+from training.data.leakage import MAX_MATCH_SHARE, joined, leaks
 from training.data.natural import CODE_SOURCE, TEXT_SOURCES, TextSource
 from training.data.parallel import PAIR_SOURCES, PairSource, is_sentence, trans_text
 
@@ -36,19 +36,32 @@ HELDOUT = ROOT / "evalsuite" / "data" / "heldout"
 T = TypeVar("T")
 
 
-def split_sources(sources: Iterable[TextSource | PairSource], lang: str) -> tuple[dict[str, list[tuple]], list[tuple]]:
-    """Run every source that covers `lang`: (training items per source name, held-out items).
+def split_sources(
+    sources: Iterable[TextSource | PairSource], lang: str
+) -> tuple[dict[str, list[tuple]], dict[str, list[tuple]]]:
+    """Run every source that covers `lang`: (training items, held-out items), each per source name.
 
     An item is what the source yields minus its key; a source with `heldout=False` trains on all."""
     train: dict[str, list[tuple]] = {}
-    held: list[tuple] = []
+    held: dict[str, list[tuple]] = {}
     for src in sources:
         if lang not in src.langs:
             continue
         items = train.setdefault(src.name, [])
         for key, *item in src.extract(lang):
-            (held if src.heldout and is_heldout(key) else items).append(tuple(item))
+            (held.setdefault(src.name, []) if src.heldout and is_heldout(key) else items).append(tuple(item))
     return train, held
+
+
+def merged(by_source: dict[str, list[tuple]], names: Iterable[str] | None = None) -> list[tuple]:
+    """The items of every source (only those in `names` if given), in source order."""
+    keep = set(by_source) if names is None else set(names)
+    return [item for name, items in by_source.items() if name in keep for item in items]
+
+
+def texts(by_source: dict[str, list[tuple]], names: Iterable[str] | None = None) -> list[str]:
+    """`merged` for sources whose items are one text each."""
+    return [t for (t,) in merged(by_source, names)]
 
 
 def budgeted(items: list[T], budget: int, rng: random.Random, size: Callable[[T], int] = len) -> list[T]:
@@ -96,28 +109,37 @@ def build_text(c: Corpus, lang: str, budget: int) -> list[dict]:
         ]
     kept = budgeted(picked, budget, c.rng(f"text-{lang}"), size=lambda item: len(item[1]))
     total = sum(len(d) for _, d in kept)
-    held_lines = {line for (t,) in held for line in t.split("\n")}
+    held_lines = {line for t in texts(held) for line in t.split("\n")}
     kept = [(name, pure_paragraphs(lang, d, held_lines)) for name, d in kept]
     by_source = {name: sum(len(d) for n, d in kept if n == name) for name in train}
     dropped = total - sum(by_source.values())
     c.stream(f"text-{lang}", [d for _, d in kept], chars_by_source=by_source, chars_dropped_impure_or_heldout=dropped)
-    ppl, prompts = heldout.text_rows(lang, [t for (t,) in held], prose_heldout(lang), c.rng(f"heldout-text-{lang}"))
+    ppl, prompts = heldout.text_rows(
+        lang, texts(held), prose(held), c.rng(f"heldout-text-{lang}"), trained=joined(d for _, d in kept)
+    )
     c.heldout(f"text-{lang}", ppl)
     c.heldout(f"prompts-{lang}", prompts)
     return prompts
 
 
-def prose_heldout(lang: str) -> set[str]:
+def prose(held: dict[str, list[tuple]]) -> set[str]:
     """The held-out documents of the prose sources (`TextSource.prose`): where continuation prompts come from."""
-    return {t for (t,) in split_sources([s for s in TEXT_SOURCES if s.prose], lang)[1]}
+    return set(texts(held, [s.name for s in TEXT_SOURCES if s.prose]))
 
 
 def rebuild_prompts(c: Corpus, lang: str) -> list[dict]:
     """Continuation prompts of one language, the shipped perplexity texts left as they are (and excluded)."""
     _, held = split_sources(TEXT_SOURCES, lang)
     shipped = [r["text"] for r in read_jsonl(c.heldout_dir / f"text-{lang}.jsonl")]
+    stream = c.out / f"train-text-{lang}.jsonl"
+    if not stream.is_file():
+        raise SystemExit(
+            f"{stream} is missing: --prompts-only keeps out continuations that occur in the training stream, so "
+            "build the corpus first (python -m training.build_corpus --keep-heldout)"
+        )
+    trained = joined(r["text"] for r in read_jsonl(stream))
     _, prompts = heldout.text_rows(
-        lang, [t for (t,) in held], prose_heldout(lang), c.rng(f"heldout-text-{lang}"), ppl=shipped
+        lang, texts(held), prose(held), c.rng(f"heldout-text-{lang}"), ppl=shipped, trained=trained
     )
     c.heldout(f"prompts-{lang}", prompts)
     return prompts
@@ -131,7 +153,7 @@ def build_translation(c: Corpus, lang: str) -> list[dict]:
     c.stream(f"label-{lang}", [trans_text(lang, s, t) for s, t in pairs if not is_sentence(s)])
     if train.get("bible"):
         c.stream(f"bible-{lang}", [trans_text(lang, s, t) for s, t in train["bible"]])
-    rows, mc = heldout.translation_rows(lang, held, c.rng(f"heldout-translation-{lang}"))
+    rows, mc = heldout.translation_rows(lang, merged(held), c.rng(f"heldout-translation-{lang}"))
     c.heldout(f"translation-en-{lang}", rows)
     return mc
 
@@ -173,10 +195,10 @@ def build_code_tasks(c: Corpus, n_train: int) -> None:
 
 def build_code(c: Corpus, budget: int) -> None:
     train, held = split_sources([CODE_SOURCE], "code")
-    c.stream("code", budgeted([t for (t,) in train[CODE_SOURCE.name]], budget, c.rng("code")))
-    texts = [t for (t,) in held if len(t) >= 300]
-    c.rng("heldout-code").shuffle(texts)
-    c.heldout("text-code", [{"id": f"text-code-{i}", "text": t[:1000]} for i, t in enumerate(texts[:40])])
+    c.stream("code", budgeted(texts(train), budget, c.rng("code")))
+    long = [t for t in texts(held) if len(t) >= 300]
+    c.rng("heldout-code").shuffle(long)
+    c.heldout("text-code", [{"id": f"text-code-{i}", "text": t[:1000]} for i, t in enumerate(long[:40])])
 
 
 def main() -> None:

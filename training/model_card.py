@@ -110,8 +110,22 @@ def init_from_line(init_from: str | None) -> str:
         return "- Trained from scratch."
     state_path = Path(init_from) / "training_state.json"
     before = json.loads(state_path.read_text())["tokens_seen"] if state_path.is_file() else None
-    total = "" if before is None else f"; the starting model had seen {before:,} tokens, so the weights have seen those plus the ones above"
+    total = (
+        ""
+        if before is None
+        else f"; the starting model had seen {before:,} tokens, so the weights have seen those plus the ones above"
+    )
     return f"- **Continued** from the exported weights in `{init_from}` (fresh optimizer, warm-up and schedule){total}."
+
+
+def weight_noise_clause(scale: str | None) -> str:
+    """Random weight perturbation changes what the stability figure means, so the card names it."""
+    if not scale or float(scale) <= 0:
+        return ""
+    return (
+        f", taken at weights with Gaussian noise of {float(scale):g} x each matrix's rms (fresh draw per step, "
+        "`--weight-noise`; the update goes to the clean weights)"
+    )
 
 
 def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], card: Path) -> None:
@@ -151,7 +165,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     )
     w(init_from_line(args.get("init_from")))
     w(
-        f"- AdamW (0.9, 0.95), weight decay 0.1, peak lr {args.get('lr', '?')}, {args.get('warmup', '?')} warm-up steps, cosine to {args.get('min_lr_frac', '?')} x peak over the token budget; gradient clip 1.0; loss = next-token CE + coefficient x router load-balancing loss."
+        f"- AdamW (0.9, 0.95), weight decay 0.1, peak lr {args.get('lr', '?')}, {args.get('warmup', '?')} warm-up steps, cosine to {args.get('min_lr_frac', '?')} x peak over the token budget; gradient clip 1.0; loss = next-token CE + coefficient x router load-balancing loss{weight_noise_clause(args.get('weight_noise'))}."
     )
     w("- Data mix (probability that a training window comes from the stream) and stream sizes:\n")
     w("| stream | share | documents | characters |\n|---|---|---|---|")
@@ -186,7 +200,9 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     w("| lang | rate | n | judged instead | full-sentence prompt: too short |\n|---|---|---|---|---|")
     for k, v in r["language_consistency"].items():
         ended = v.get("full_sentence_too_short")
-        w(f"| {k} | {v['rate']:.2f} | {v['n']} | {v['confusions'] or '-'} | {'-' if ended is None else f'{ended:.2f}'} |")
+        w(
+            f"| {k} | {v['rate']:.2f} | {v['n']} | {v['confusions'] or '-'} | {'-' if ended is None else f'{ended:.2f}'} |"
+        )
     w(
         "\n### Translation (English -> X, gettext strings)\n\n| pair | chrF | copy-the-source chrF | exact | n |\n|---|---|---|---|---|"
     )
@@ -208,7 +224,9 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
         f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates for answers that did not change under 24 other noise draws (seeds 100-123), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
     )
     for name, c in st.get("candidates", {}).items():
-        w(f"- Before that choice: {100 * c['changed_share']:.0f}% of all {c['candidates']} {name} candidates (evaluation half) change their answer under at least one of the same 1e-2 draws.")
+        w(
+            f"- Before that choice: {100 * c['changed_share']:.0f}% of all {c['candidates']} {name} candidates (evaluation half) change their answer under at least one of the same 1e-2 draws."
+        )
     w("")
     w("| scale | changed answers per seed | changed cases |\n|---|---|---|")
     for k, v in st["scales"].items():

@@ -76,8 +76,12 @@ def continuation_quality(c: Candidate) -> float:
     text = c.answer
     guess = detect_language(text)
     sure = guess is not None and same_language(guess.lang, c.language) and guess.prob >= MIN_LANGUAGE_PROB
-    good = (sure and len(text.strip()) >= MIN_CONTINUATION_CHARS and check_language(text, expected=c.language).passed
-            and check_collapse(text).passed)
+    good = (
+        sure
+        and len(text.strip()) >= MIN_CONTINUATION_CHARS
+        and check_language(text, expected=c.language).passed
+        and check_collapse(text).passed
+    )
     return float(len(text.strip())) if good else 0.0
 
 
@@ -89,8 +93,9 @@ def translation_quality(c: Candidate) -> float:
     return score if score >= MIN_TRANSLATION_CHRF else 0.0
 
 
-def score(s: measure.Subject, cands: list[Candidate], case_file: Path, seeds: list[int],
-          quality: Callable[[Candidate], float]) -> None:
+def score(
+    s: measure.Subject, cands: list[Candidate], case_file: Path, seeds: list[int], quality: Callable[[Candidate], float]
+) -> None:
     """Answer every candidate as the case file would, then count its flips under noise."""
     defaults = load_case_file(case_file)[0]
     budget, stop = defaults.max_new_tokens or 64, defaults.stop
@@ -115,12 +120,17 @@ def pick(cands: list[Candidate], per_language: int) -> list[Candidate]:
 
 
 def case_yaml(c: Candidate, seeds: int) -> str:
-    lines = [f"  - id: {c.case_id}", f"    language: {c.language}",
-             f"    prompt: {json.dumps(c.prompt, ensure_ascii=False)}"]
+    lines = [
+        f"  - id: {c.case_id}",
+        f"    language: {c.language}",
+        f"    prompt: {json.dumps(c.prompt, ensure_ascii=False)}",
+    ]
     if c.reference is not None:
         lines.append(f"    reference: {json.dumps(c.reference, ensure_ascii=False)}")
-    lines.append(f"    # flips under 1e-2 noise: {c.flips}/{seeds} selection seeds; baseline starts "
-                 f"{json.dumps(c.answer[:60], ensure_ascii=False)}")
+    lines.append(
+        f"    # flips under 1e-2 noise: {c.flips}/{seeds} selection seeds; baseline starts "
+        f"{json.dumps(c.answer[:60], ensure_ascii=False)}"
+    )
     return "\n".join(lines)
 
 
@@ -150,8 +160,10 @@ def main() -> None:
         score(s, cands, path, args.seeds, quality)
         picked = pick(cands, args.per_language)
         stable = sum(c.flips == 0 for c in cands)
-        print(f"# {name}: {len(cands)} candidates, {sum(c.quality > 0 for c in cands)} qualify, "
-              f"{stable} never flip under the selection seeds; picked {len(picked)}")
+        print(
+            f"# {name}: {len(cands)} candidates, {sum(c.quality > 0 for c in cands)} qualify, "
+            f"{stable} never flip under the selection seeds; picked {len(picked)}"
+        )
         text = "\n".join(case_yaml(c, len(args.seeds)) for c in picked)
         print(text)
         if args.write:

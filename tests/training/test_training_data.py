@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training.build_corpus import split_sources
+from training.build_corpus import prose, split_sources
 from training.data import arithmetic, sword
 from training.data.common import in_language, is_heldout, is_mojibake
 from training.data.heldout import (
@@ -22,6 +22,7 @@ from training.data.heldout import (
     text_rows,
     word_substitutions,
 )
+from training.data.leakage import continuation_probe, joined
 from training.data.natural import TextSource
 from training.data.parallel import read_mo
 
@@ -54,8 +55,14 @@ def test_train_only_sources_never_go_to_heldout() -> None:
     sources = [TextSource("split", docs, ("en",)), TextSource("train-only", docs, ("en",), heldout=False)]
     train, held = split_sources(sources, "en")
     assert len(train["train-only"]) == len(keys)
-    assert len(held) == sum(is_heldout(k) for k in keys) == len(keys) - len(train["split"])
-    assert split_sources(sources, "de") == ({}, [])
+    assert "train-only" not in held
+    assert len(held["split"]) == sum(is_heldout(k) for k in keys) == len(keys) - len(train["split"])
+    assert split_sources(sources, "de") == ({}, {})
+
+
+def test_prose_takes_held_out_documents_of_prose_sources_only() -> None:
+    held = {"fortunes": [("a quote",)], "man": [("a manual page",)], "help": [("a help page",)]}
+    assert prose(held) == {"a manual page", "a help page"}
 
 
 def test_in_language_drops_untranslated_lines() -> None:
@@ -189,12 +196,20 @@ def test_mid_sentence_cuts_inside_the_continuation() -> None:
     assert mid_sentence(ja, "ja") == ("夜。雨が一晩中屋根に降り続け", "た。そして朝になった。")  # 12 characters
 
 
+def leaks_found(prompts: list[dict], training_text: str) -> bool:
+    return any(continuation_probe(p["continuation"]) in joined([training_text]) for p in prompts)
+
+
 def test_continuation_prompts_come_from_prose_only() -> None:
-    fortune = ("Luck is what happens when preparation meets opportunity. -- Seneca, the Roman philosopher, "
-               "statesman and playwright, who wrote letters on ethics and tragedies that were read for centuries.")
-    prose = ("The daemon reads its configuration at start-up. It then opens the listening socket and waits for "
-             "clients to connect; every client gets its own worker process, which exits when the client closes "
-             "the connection or when the idle timeout given in the configuration file expires.")
+    fortune = (
+        "Luck is what happens when preparation meets opportunity. -- Seneca, the Roman philosopher, "
+        "statesman and playwright, who wrote letters on ethics and tragedies that were read for centuries."
+    )
+    prose = (
+        "The daemon reads its configuration at start-up. It then opens the listening socket and waits for "
+        "clients to connect; every client gets its own worker process, which exits when the client closes "
+        "the connection or when the idle timeout given in the configuration file expires."
+    )
     garbled = prose.replace("its own", "sÃ³lo its own")
     _, prompts = text_rows("en", [fortune, prose, garbled], {prose, garbled}, random.Random(0), ppl=[])
     assert [p["prompt"] for p in prompts] == ["The daemon reads its configuration at start-up."]
@@ -203,6 +218,11 @@ def test_continuation_prompts_come_from_prose_only() -> None:
     _, as_prose = text_rows("en", [fortune], {fortune}, random.Random(0), ppl=[])
     assert [p["prompt"] for p in as_prose] == ["Luck is what happens when preparation meets opportunity."]
     assert is_mojibake("sÃ³lo") and not is_mojibake("sólo, Ãrbol")
+    # boilerplate that recurs in a training document under another key is memory, not a continuation
+    credits = "A manual page, rewrapped, in another package.\n" + prose.split(". ", 1)[1] + "\n"
+    _, kept_out = text_rows("en", [prose], {prose}, random.Random(0), ppl=[], trained=joined([credits]))
+    assert kept_out == []
+    assert leaks_found(prompts, credits)  # the build's leak check would have named it
 
 
 def test_word_substitutions_replace_exactly_one_word_from_the_vocabulary() -> None:
@@ -217,8 +237,10 @@ def test_word_substitutions_replace_exactly_one_word_from_the_vocabulary() -> No
 
 
 def test_mc_text_item_holds_the_true_continuation_among_substitutions() -> None:
-    rows = [{"prompt": f"Prompt {i}.", "continuation": f"w{i}a w{i}b w{i}c w{i}d w{i}e w{i}f w{i}g w{i}h w{i}i"}
-            for i in range(4)]
+    rows = [
+        {"prompt": f"Prompt {i}.", "continuation": f"w{i}a w{i}b w{i}c w{i}d w{i}e w{i}f w{i}g w{i}h w{i}i"}
+        for i in range(4)
+    ]
     items = mc_text_rows({"en": rows}, random.Random(0))
     assert [x["id"] for x in items] == [f"mc-text-en-{i}" for i in range(4)]
     first = items[0]
@@ -228,6 +250,13 @@ def test_mc_text_item_holds_the_true_continuation_among_substitutions() -> None:
     for choice in first["choices"]:
         foreign = [w for w in choice.split() if not w.startswith("w0")]
         assert len(foreign) == (0 if choice == gold else 1)  # one word from another continuation
-    zh = mc_text_rows({"zh": [{"prompt": "提示。", "continuation": "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未"},
-                              {"prompt": "其他。", "continuation": "一二三四五六七八九十"}]}, random.Random(0))
+    zh = mc_text_rows(
+        {
+            "zh": [
+                {"prompt": "提示。", "continuation": "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未"},
+                {"prompt": "其他。", "continuation": "一二三四五六七八九十"},
+            ]
+        },
+        random.Random(0),
+    )
     assert zh[0]["choices"][zh[0]["gold"]] == "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳"  # 8 two-character chunks, no space

@@ -80,3 +80,10 @@ def test_model_card_says_when_a_run_continued_from_other_weights(tmp_path: Path)
     line = init_from_line(str(tmp_path))
     assert "**Continued**" in line and str(tmp_path) in line and "30,003,200 tokens" in line
     assert "had seen" not in init_from_line(str(tmp_path / "missing"))  # still says it continued
+
+
+def test_model_card_names_weight_noise_training() -> None:
+    from training.model_card import weight_noise_clause
+
+    assert weight_noise_clause(None) == weight_noise_clause("0.0") == ""
+    assert "0.02 x each matrix's rms" in weight_noise_clause("0.02")

@@ -184,3 +184,14 @@ def test_a_new_run_can_start_from_an_export(corpus: Path, tmp_path: Path) -> Non
     train.main(argv)
     exported, started = _weights(tmp_path / "runs"), _weights(tmp_path / "other")
     assert all(torch.equal(exported[k].to(torch.bfloat16).float(), started[k]) for k in exported)
+
+
+def test_weight_noise_shapes_the_gradient_but_never_stays_in_the_weights(corpus: Path, tmp_path: Path) -> None:
+    train.main(_argv(corpus, tmp_path / "start", "--stop-after-steps", "0"))
+    train.main(_argv(corpus, tmp_path / "frozen", "--lr", "0", "--weight-noise", "0.05"))
+    start, frozen = _weights(tmp_path / "start"), _weights(tmp_path / "frozen")
+    assert all(torch.equal(start[k], frozen[k]) for k in start)  # no update: the noise was taken back each step
+    train.main(_argv(corpus, tmp_path / "clean"))
+    train.main(_argv(corpus, tmp_path / "noisy", "--weight-noise", "0.05"))
+    clean, noisy = _weights(tmp_path / "clean"), _weights(tmp_path / "noisy")
+    assert not all(torch.equal(clean[k], noisy[k]) for k in clean)  # gradients taken at perturbed weights

@@ -11,6 +11,7 @@ import re
 
 from training.data.arithmetic import arith_prompt, worked
 from training.data.common import in_language, is_mojibake, split_sentences
+from training.data.leakage import continuation_probe
 from training.data.parallel import trans_text
 
 PPL_ITEMS = 40  # perplexity texts per language
@@ -23,7 +24,12 @@ MC_TRANSLATION_ITEMS = 20  # per language (es, fr, de)
 
 
 def text_rows(
-    lang: str, held: list[str], prose: set[str], rng: random.Random, ppl: list[str] | None = None
+    lang: str,
+    held: list[str],
+    prose: set[str],
+    rng: random.Random,
+    ppl: list[str] | None = None,
+    trained: str = "",
 ) -> tuple[list[dict], list[dict]]:
     """(perplexity texts, continuation prompts) of one language from its held-out documents.
 
@@ -31,7 +37,10 @@ def text_rows(
     PROMPT_MIN_CONTINUATION characters of the document after the prompt, because a complete quote or verse
     is rightly answered by its attribution or by ending the text, which says nothing about the language a
     model keeps writing in (v2 answered 83% of the Spanish fortune prompts that way). `ppl`: the shipped
-    perplexity texts, kept as they are when only the prompts are rebuilt (`build_corpus --prompts-only`)."""
+    perplexity texts, kept as they are when only the prompts are rebuilt (`build_corpus --prompts-only`).
+    `trained`: the language's training stream (`leakage.joined`); a continuation found there is boilerplate
+    that recurs under other source keys (translator credits, licence notes, character tables) and would
+    measure memory, not continuation."""
     held = list(held)
     rng.shuffle(held)
     if ppl is None:
@@ -50,6 +59,9 @@ def text_rows(
             continue
         cont = t.replace("\n", " ")[len(prompt) :].strip()[:300]
         if len(cont) < PROMPT_MIN_CONTINUATION or not in_language(lang, prompt) or not in_language(lang, cont):
+            continue
+        probe = continuation_probe(cont)
+        if probe is not None and probe in trained:
             continue
         prompts.append({"id": f"prompt-{lang}-{len(prompts)}", "prompt": prompt, "continuation": cont})
         if len(prompts) == PROMPT_ITEMS:
@@ -116,8 +128,17 @@ def arithmetic_rows(problems: list[tuple[int, str, int]], rng: random.Random) ->
 # one-token behaviour changes of a correct body: a damaged model that still copies names and constants
 # from the docstring must tell these apart (v1's distractors changed the name or constant, which even a
 # half-pruned v2 never confused: mc-code stayed at 1.0)
-_NEAR_MISS_EDITS = [(r"<=", "<"), (r">=", ">"), (r"(?<![<>=!])<(?![=<])", "<="), (r"(?<![<>=!-])>(?![=>])", ">="),
-                    (r"==", "!="), (r" \+ ", " - "), (r" - ", " + "), (r" \* ", " + "), (r" % ", " // ")]
+_NEAR_MISS_EDITS = [
+    (r"<=", "<"),
+    (r">=", ">"),
+    (r"(?<![<>=!])<(?![=<])", "<="),
+    (r"(?<![<>=!-])>(?![=>])", ">="),
+    (r"==", "!="),
+    (r" \+ ", " - "),
+    (r" - ", " + "),
+    (r" \* ", " + "),
+    (r" % ", " // "),
+]
 
 
 def near_misses(body: str) -> list[str]:
@@ -125,11 +146,11 @@ def near_misses(body: str) -> list[str]:
     out = set()
     for pattern, repl in _NEAR_MISS_EDITS:
         for m in re.finditer(pattern, body):
-            out.add(body[: m.start()] + repl + body[m.end():])
+            out.add(body[: m.start()] + repl + body[m.end() :])
     for m in re.finditer(r"(?<![\w.])\d+(?![\w.])", body):
         for v in (int(m.group()) + 1, int(m.group()) - 1):
             if v >= 0:
-                out.add(body[: m.start()] + str(v) + body[m.end():])
+                out.add(body[: m.start()] + str(v) + body[m.end() :])
     out.discard(body)
     return sorted(out)
 
@@ -220,7 +241,11 @@ def mc_text_rows(prompts: dict[str, list[dict]], rng: random.Random) -> list[dic
             choices = [gold, *others]
             rng.shuffle(choices)
             out.append(
-                {"id": f"mc-text-{lang}-{i}", "context": r["prompt"], "choices": [sep + sep.join(c) for c in choices],
-                 "gold": choices.index(gold)}
+                {
+                    "id": f"mc-text-{lang}-{i}",
+                    "context": r["prompt"],
+                    "choices": [sep + sep.join(c) for c in choices],
+                    "gold": choices.index(gold),
+                }
             )
     return out

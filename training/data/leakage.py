@@ -9,6 +9,7 @@ held-out files kept from an earlier build (`--keep-heldout`).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from evalsuite.compression.calibration import read_jsonl
@@ -20,6 +21,17 @@ PROBE_CHARS = 120
 # without line decontamination and with code keyed per chunk matched over 100 of the 1,294 probes
 # (~8%); the current builder matches 6-7 (0.5%), all boilerplate of that kind.
 MAX_MATCH_SHARE = 0.01
+
+
+def joined(texts: Iterable[str]) -> str:
+    """Training documents as one searchable text, each after a newline (probes of whole lines match)."""
+    return "".join("\n" + t for t in texts) + "\n"
+
+
+def continuation_probe(continuation: str) -> str | None:
+    """What must not occur in training for a continuation prompt to be held out; None: too short to tell."""
+    probe = continuation[:PROBE_CHARS]
+    return probe if len(probe) >= 20 else None
 
 
 def _probes(heldout_dir: Path) -> dict[str, list[tuple[str, str]]]:
@@ -41,8 +53,8 @@ def _probes(heldout_dir: Path) -> dict[str, list[tuple[str, str]]]:
                 if len(line) >= 20 and len(line) < len(r["text"]):  # a complete first line
                     out.setdefault(name, []).append((r["id"], f"\n{line}\n"))
             elif name.startswith("prompts-"):
-                probe = r["continuation"][:PROBE_CHARS]
-                if len(probe) >= 20:
+                probe = continuation_probe(r["continuation"])
+                if probe is not None:
                     out.setdefault("text-" + name.split("-", 1)[1], []).append((r["id"], probe))
             elif name.startswith("translation-en-"):
                 lang = name.rsplit("-", 1)[1]
@@ -61,6 +73,6 @@ def leaks(heldout_dir: Path, corpus: Path) -> tuple[list[str], int]:
     for prefix, probes in probes_by_prefix.items():
         for stream in sorted(corpus.glob(f"train-{prefix}*.jsonl")):
             lines = stream.read_text(encoding="utf-8").splitlines()
-            blob = "".join("\n" + json.loads(line)["text"] for line in lines) + "\n"
+            blob = joined(json.loads(line)["text"] for line in lines)
             found += [f"{item} in {stream.name}" for item, probe in probes if probe in blob]
     return found, sum(len(p) for p in probes_by_prefix.values())
