@@ -18,7 +18,7 @@ from evalsuite.model.loading import default_model_path
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "prompts" / "embedded"
 # English and non-English cases of the generative suite (ids from prompts/embedded/*.yaml)
-SUBSET = "cont-en-43 or cont-zh-24 or tr-en-es-9 or tr-en-ru-6 or tr-en-zh-37 or tr-en-ja-0 or arith-22 or code-3"
+SUBSET = "cont-en-43 or cont-zh-35 or tr-en-es-9 or tr-en-ru-6 or tr-en-zh-37 or tr-en-ja-0 or arith-22 or code-3"
 TRANSLATIONS = ("tr-en-es-9", "tr-en-ru-6", "tr-en-zh-37", "tr-en-ja-0")
 RECIPE = "frequency:0.5@english"
 
