@@ -48,7 +48,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         (
             "language consistency, 7 languages",
             ">= 0.85 each",
-            ", ".join(f"{k} {v['rate']:.2f}" for k, v in lc.items()),
+            ", ".join(f"{k} {v['rate']:.3f}" for k, v in lc.items()),
             all(v["rate"] >= 0.85 for v in lc.values()),
         ),
         (
