@@ -26,7 +26,7 @@ from training.data import heldout
 from training.data.arithmetic import arith_problems, arith_prompt, worked
 from training.data.code_tasks import code_task, task_families
 from training.data.common import LANGS, TRANS_LANGS, is_heldout, pure_paragraphs, write_jsonl
-from training.data.leakage import MAX_MATCH_SHARE, joined, leaks
+from training.data.leakage import MAX_MATCH_SHARE, joined, leaks, stream_text
 from training.data.natural import CODE_SOURCE, TEXT_SOURCES, TextSource
 from training.data.parallel import PAIR_SOURCES, PairSource, is_sentence, trans_text
 
@@ -137,9 +137,8 @@ def rebuild_prompts(c: Corpus, lang: str) -> list[dict]:
             f"{stream} is missing: --prompts-only keeps out continuations that occur in the training stream, so "
             "build the corpus first (python -m training.build_corpus --keep-heldout)"
         )
-    trained = joined(r["text"] for r in read_jsonl(stream))
     _, prompts = heldout.text_rows(
-        lang, texts(held), prose(held), c.rng(f"heldout-text-{lang}"), ppl=shipped, trained=trained
+        lang, texts(held), prose(held), c.rng(f"heldout-text-{lang}"), ppl=shipped, trained=stream_text(stream)
     )
     c.heldout(f"prompts-{lang}", prompts)
     return prompts

@@ -8,7 +8,6 @@ held-out files kept from an earlier build (`--keep-heldout`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +25,11 @@ MAX_MATCH_SHARE = 0.01
 def joined(texts: Iterable[str]) -> str:
     """Training documents as one searchable text, each after a newline (probes of whole lines match)."""
     return "".join("\n" + t for t in texts) + "\n"
+
+
+def stream_text(stream: Path) -> str:
+    """A training stream file (`train-<name>.jsonl`) as `joined` text."""
+    return joined(r["text"] for r in read_jsonl(stream))
 
 
 def continuation_probe(continuation: str) -> str | None:
@@ -72,7 +76,6 @@ def leaks(heldout_dir: Path, corpus: Path) -> tuple[list[str], int]:
     probes_by_prefix = _probes(heldout_dir)
     for prefix, probes in probes_by_prefix.items():
         for stream in sorted(corpus.glob(f"train-{prefix}*.jsonl")):
-            lines = stream.read_text(encoding="utf-8").splitlines()
-            blob = joined(json.loads(line)["text"] for line in lines)
+            blob = stream_text(stream)
             found += [f"{item} in {stream.name}" for item, probe in probes if probe in blob]
     return found, sum(len(p) for p in probes_by_prefix.values())
