@@ -100,6 +100,18 @@ def perplexities(s: Subject, limit: int | None = None) -> dict[str, dict[str, fl
     return out
 
 
+def continuation_verdict(text: str, lang: str) -> str:
+    """`lang` when the gate's `check_language` passes the continuation; otherwise what it reads as instead:
+    another language, "short" (too little text to judge) or "mixed" (read as `lang` as a whole, but a
+    sentence or a run of words in it is not)."""
+    guess = detect_language(text)
+    if guess is None:
+        return "short"
+    if check_language(text, expected=lang).passed:
+        return lang
+    return "mixed" if guess.lang == lang else guess.lang
+
+
 def language_consistency(s: Subject, limit: int | None = None) -> tuple[dict[str, dict], dict[str, tuple]]:
     """Share of held-out prompts (cut mid-sentence: `training.data.heldout.mid_sentence`) whose 40-token greedy
     continuation the gate's `check_language` passes, and how often the complete-sentence prompt is answered
@@ -112,12 +124,7 @@ def language_consistency(s: Subject, limit: int | None = None) -> tuple[dict[str
         rows = held(f"prompts-{lg}", limit)
         prompts = [mid_sentence(x, lg)[0] for x in rows]
         gens = s.greedy(prompts, 40)
-        verdicts = []
-        for g in gens:
-            guess = detect_language(g)
-            ok = guess is not None and check_language(g, expected=lg).passed
-            verdicts.append(lg if ok else (guess.lang if guess is not None else "short"))
-        wrong = [v for v in verdicts if v != lg]
+        wrong = [v for v in (continuation_verdict(g, lg) for g in gens) if v != lg]
         ended = sum(detect_language(g) is None for g in s.greedy([x["prompt"] for x in rows], 40))
         out[lg] = {
             "rate": round(1 - len(wrong) / len(rows), 3),

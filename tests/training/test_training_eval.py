@@ -87,3 +87,15 @@ def test_model_card_names_weight_noise_training() -> None:
 
     assert weight_noise_clause(None) == weight_noise_clause("0.0") == ""
     assert "0.02 x each matrix's rms" in weight_noise_clause("0.02")
+
+
+def test_continuation_judged_consistent_only_when_the_gate_check_passes() -> None:
+    from training.measure import continuation_verdict
+
+    pure = "函数 freopen 打开名称为 path 指向的字符串的文件，将它与 stream 指向的流关联。"
+    assert continuation_verdict(pure, "zh") == "zh"
+    # read as Chinese as a whole, but a run of it is not: a failure, not a pass (the v2 card counted it as one)
+    looped = "，则它是在标准输入的字符串中)\n函数 fp (argv [argv [argv [argv [argv [argv [argv [argv [argv [argv ["
+    assert continuation_verdict(looped, "zh") == "mixed"
+    assert continuation_verdict("The quick brown fox jumps over the lazy dog again and again.", "zh") == "en"
+    assert continuation_verdict("", "zh") == "short"
