@@ -92,6 +92,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="start a new run from an exported model's weights (fresh optimizer and schedule)",
     )
     ap.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="STREAM=WEIGHT",
+        help="override one stream's weight in MIX (repeatable; weights are renormalised), e.g. text-ja=0.1",
+    )
+    ap.add_argument(
         "--weight-noise",
         type=float,
         default=0.0,
@@ -99,6 +106,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "clean weights (random weight perturbation: trains greedy answers that survive benign weight noise)",
     )
     return ap.parse_args(argv)
+
+
+def mix_with(overrides: Sequence[str]) -> dict[str, float]:
+    """MIX with `--mix STREAM=WEIGHT` overrides applied; an unknown stream or a bad weight is refused."""
+    mix = dict(MIX)
+    for item in overrides:
+        name, sep, weight = item.partition("=")
+        if not sep or name not in MIX:
+            raise SystemExit(f"--mix {item!r}: expected STREAM=WEIGHT with STREAM one of {', '.join(MIX)}")
+        try:
+            mix[name] = float(weight)
+        except ValueError:
+            raise SystemExit(f"--mix {item!r}: the weight {weight!r} is not a number") from None
+        if not mix[name] >= 0:
+            raise SystemExit(f"--mix {item!r}: a weight must be >= 0")
+    if sum(mix.values()) <= 0:
+        raise SystemExit("--mix: every stream has weight 0")
+    return mix
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,10 +164,12 @@ def load_streams(corpus: Path, tokenizer, max_chars: int, ctx: int) -> dict[str,
     return streams
 
 
-def get_batch(streams: dict[str, np.ndarray], rng: np.random.Generator, batch: int, ctx: int):
-    """`batch` random windows of ctx+1 tokens; each window's stream is drawn with MIX's weights."""
-    names = list(MIX)
-    probs = np.array([MIX[n] for n in names]) / sum(MIX.values())
+def get_batch(
+    streams: dict[str, np.ndarray], rng: np.random.Generator, batch: int, ctx: int, mix: dict[str, float] = MIX
+):
+    """`batch` random windows of ctx+1 tokens; each window's stream is drawn with the mix's weights."""
+    names = list(mix)
+    probs = np.array([mix[n] for n in names]) / sum(mix.values())
     picks = rng.choice(len(names), size=batch, p=probs)
     rows = []
     for p in picks:
@@ -195,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"moved the old state to {stale}", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = load_state(run_dir)
+    mix = mix_with(args.mix)
+    if state is not None and state.get("mix", MIX) != mix:
+        raise SystemExit(
+            f"{run_dir} was trained with the mix {state.get('mix', MIX)}, not {mix}: resume with the same --mix "
+            "options, or use another --run"
+        )
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     cfg_args = {"vocab_size": len(tokenizer), "eos_id": tokenizer.eos_token_id, "pad_id": tokenizer.pad_token_id}
@@ -233,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     atomic_write_text(
         run_dir / "config.json",
-        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": MIX, "params": n_params}, indent=1),
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "mix": mix, "params": n_params}, indent=1),
     )
     streams = load_streams(args.corpus, tokenizer, args.max_chars_per_stream, args.ctx)
     data_digest = {name: hashlib.sha1(arr.tobytes()).hexdigest()[:16] for name, arr in streams.items()}
@@ -259,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "cfg_args": cfg_args,
                 "max_steps": max_steps,
                 "data": data_digest,
+                "mix": mix,
             },
         )
         print(f"checkpoint step {step} tokens {tokens:,} elapsed {elapsed / 60:.1f} min", flush=True)
@@ -278,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             lr = lr_at(step, max_steps, args.lr, args.warmup, args.min_lr_frac)
             for g in opt.param_groups:
                 g["lr"] = lr
-            xy, names = get_batch(streams, rng, args.batch, args.ctx)
+            xy, names = get_batch(streams, rng, args.batch, args.ctx, mix)
             xy = xy.to(device)
             x, y = xy[:, :-1], xy[:, 1:]
             opt.zero_grad(set_to_none=True)

@@ -195,3 +195,19 @@ def test_weight_noise_shapes_the_gradient_but_never_stays_in_the_weights(corpus:
     train.main(_argv(corpus, tmp_path / "noisy", "--weight-noise", "0.05"))
     clean, noisy = _weights(tmp_path / "clean"), _weights(tmp_path / "noisy")
     assert not all(torch.equal(clean[k], noisy[k]) for k in clean)  # gradients taken at perturbed weights
+
+
+def test_mix_override_steers_the_batches_and_binds_the_run(corpus: Path, tmp_path: Path) -> None:
+    only_arith = {name: 0.0 for name in train.MIX} | {"arith": 1.0}
+    assert train.mix_with([f"{n}={w}" for n, w in only_arith.items()]) == only_arith
+    _, names = train.get_batch(
+        {n: np.arange(64, dtype=np.uint16) for n in train.MIX}, np.random.default_rng(0), 8, 16, only_arith
+    )
+    assert set(names) == {"arith"}
+    for bad in ("nosuch=1", "arith", "arith=lots", "arith=-1"):
+        with pytest.raises(SystemExit, match="--mix"):
+            train.mix_with([bad])
+    train.main(_argv(corpus, tmp_path, "--mix", "text-ja=0.3", "--stop-after-steps", "2"))
+    assert load_state(tmp_path / "r")["mix"]["text-ja"] == 0.3
+    with pytest.raises(SystemExit, match="resume with the same --mix"):
+        train.main(_argv(corpus, tmp_path))
