@@ -89,7 +89,7 @@ def candidate_fragility(s: measure.Subject, seeds: tuple[int, ...], limit: int |
     out = {}
     for name, cands in (("continuation", continuation_candidates()), ("translation", translation_candidates())):
         cands = cands[:limit]
-        score(s, cands, SUITE / f"{name}.yaml", list(seeds), lambda c: 0.0)
+        score(s, cands, SUITE / f"{name}.yaml", list(seeds), lambda c: 1.0)  # every candidate counts here
         out[name] = {"candidates": len(cands), "changed_share": round(sum(c.flips > 0 for c in cands) / len(cands), 3)}
     return out
 

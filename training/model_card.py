@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.io import atomic_write_text
+from training.pick_cases import SELECTION_SEEDS
 from training.png import write_png
 
 LOSS_SERIES = [
@@ -195,7 +196,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     for k, v in r["perplexity"].items():
         w(f"| {k} | {v['ppl']} | {v['tokens']} | {v['items']} |")
     w(
-        "\n### Language consistency\n\nGreedy 40-token continuation of held-out prose prompts (man pages, the Debian handbook, GNOME help; not the one-line fortunes, whose natural continuation is an attribution or nothing) cut mid-sentence (the prompt plus the first 4 words, or 12 characters in zh/ja, of its own continuation: `training.data.heldout.mid_sentence`), judged by the gate's `check_language` (per sentence, foreign scripts); a continuation too short to judge counts as a failure. Last column: share of the same prompts, ending on a full stop, that the model answers with too little text to judge.\n"
+        "\n### Language consistency\n\nGreedy 40-token continuation of held-out prose prompts (man pages, the Debian handbook, GNOME help; not the one-line fortunes, whose natural continuation is an attribution or nothing) cut mid-sentence (the prompt plus the first 4 words, or 12 characters in zh/ja, of its own continuation: `training.data.heldout.mid_sentence`), judged by the gate's `check_language` (per sentence, foreign scripts); a continuation too short to judge counts as a failure (`short`), and so does one read as the language as a whole but holding a sentence or a run of words in another (`mixed`: typically a man-page option line repeated, `--file=file=file`). Last column: share of the same prompts, ending on a full stop, that the model answers with too little text to judge.\n"
     )
     w("| lang | rate | n | judged instead | full-sentence prompt: too short |\n|---|---|---|---|---|")
     for k, v in r["language_consistency"].items():
@@ -221,7 +222,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
         )
     st = r["stability"]
     w(
-        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates for answers that did not change under 24 other noise draws (seeds 100-123), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
+        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates (continuation prompts cut at three depths, one case per document) for answers that did not change under {len(SELECTION_SEEDS)} other noise draws (seeds {SELECTION_SEEDS[0]}-{SELECTION_SEEDS[-1]}), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
     )
     for name, c in st.get("candidates", {}).items():
         w(

@@ -1,19 +1,19 @@
 """Pick the continuation and translation cases of prompts/embedded for the current embedded model.
 
-    python -m training.pick_cases [--per-language 2] [--seeds 100 ... 123] [--write]   [~7 min]
+    python -m training.pick_cases [--per-language 2] [--depths 3] [--seeds 100 ... 147] [--write]   [~15 min]
 
-Why: a case is only an instrument when the original model's own answer is worth keeping, and when that
-answer does not flip under noise far below what any compression does (a case that flips makes the gate
-report noise). Candidates are the evaluation half of the shipped held-out data (never calibration text):
-continuation prompts cut mid-sentence (`training.data.heldout.mid_sentence`) and English->X translation
-prompts. A candidate qualifies when its greedy answer, generated with the case file's own budget and stop
-strings, is a real continuation (>= 60 characters passing the gate's language and collapse checks, in a
-language the detector is sure of) or a translation of a source of 3+ words into the target language with
-sentence chrF >= 30 against the reference. Among qualified candidates those whose answer never changes
-under weight noise of 1e-2 x rms come first, then the better ones (longer continuation, higher chrF).
-The selection seeds (default 100-123: 24 draws; 3 let too many fragile cases through) are not the seeds
-`training.stability` measures with (0-2): the card's stability figure is measured on noise the selection
-never saw.
+Why: a case is only an instrument when the original model's own answer is worth keeping, and when that answer
+does not flip under noise far below what any compression does (a case that flips makes the gate report noise).
+Candidates are the evaluation half of the shipped held-out data (never calibration text): continuation prompts
+cut mid-sentence at three depths (`training.data.heldout.mid_sentence`; at most one case per document) and
+English->X translation prompts. A candidate qualifies when its greedy answer, generated with the case file's
+own budget and stop strings, is a real continuation (>= 60 characters passing the gate's language and collapse
+checks, in a language the detector is sure of) or a translation of a source of 3+ words into the target
+language with sentence chrF >= 30 against the reference. Among qualified candidates those whose answer never
+changes under weight noise of 1e-2 x rms come first, then the better ones (longer continuation, higher chrF).
+The selection seeds (default 100-147: 48 draws; 3 let too many fragile cases through) are not the seeds
+`training.stability` measures with (0-2): the card's stability figure is measured on noise the selection never
+saw.
 Prints the cases; `--write` replaces the `cases:` list of both files (the header comments stay).
 """
 
@@ -42,6 +42,7 @@ MIN_CONTINUATION_CHARS = 60
 # reads as 'fr' at 0.19 and passes the language check, so it could never show a compression's damage
 MIN_LANGUAGE_PROB = 0.5
 MIN_TRANSLATION_CHRF = 30.0
+SELECTION_SEEDS = range(100, 148)  # 48 draws; the card's stability figure uses seeds 0-2
 MIN_TRANSLATION_WORDS = 3  # "Aymara, Central" is a name to copy, not a sentence to translate
 
 
@@ -51,17 +52,25 @@ class Candidate:
     language: str
     prompt: str
     reference: str | None = None
+    document: str = ""  # the held-out item it comes from: at most one case per document
     answer: str = ""
     flips: int = 0
     quality: float = 0.0  # continuation length or chrF; 0: does not qualify
 
 
-def continuation_candidates() -> list[Candidate]:
-    return [
-        Candidate(f"cont-{lg}-{r['id'].rsplit('-', 1)[1]}", lg, mid_sentence(r, lg)[0])
-        for lg in measure.LANGS
-        for r in heldout_split(measure.held(f"prompts-{lg}"), "eval")
-    ]
+def continuation_candidates(depths: int = 1) -> list[Candidate]:
+    """Each evaluation-half prompt cut mid-sentence, at `depths` successive depths (`mid_sentence`)."""
+    out = []
+    for lg in measure.LANGS:
+        for r in heldout_split(measure.held(f"prompts-{lg}"), "eval"):
+            for depth in range(depths):
+                prompt, rest = mid_sentence(r, lg, depth)
+                if rest:
+                    suffix = f"-cut{depth}" if depth else ""
+                    out.append(
+                        Candidate(f"cont-{lg}-{r['id'].rsplit('-', 1)[1]}{suffix}", lg, prompt, document=r["id"])
+                    )
+    return out
 
 
 def translation_candidates() -> list[Candidate]:
@@ -96,23 +105,26 @@ def translation_quality(c: Candidate) -> float:
 def score(
     s: measure.Subject, cands: list[Candidate], case_file: Path, seeds: list[int], quality: Callable[[Candidate], float]
 ) -> None:
-    """Answer every candidate as the case file would, then count its flips under noise."""
+    """Answer every candidate as the case file would, then count the qualified ones' flips under noise."""
     defaults = load_case_file(case_file)[0]
     budget, stop = defaults.max_new_tokens or 64, defaults.stop
     prompts = [c.prompt for c in cands]
     for c, text in zip(cands, s.greedy(prompts, budget, stop), strict=True):
         c.answer = text
         c.quality = quality(c)
+    qualified = [c for c in cands if c.quality > 0]  # only these can be picked: the others need no noise draws
     for seed in seeds:
         with apply_perturbation(s.model, Perturbation("noise", 0.01, seed)):
-            for c, text in zip(cands, s.greedy(prompts, budget, stop), strict=True):
+            for c, text in zip(qualified, s.greedy([c.prompt for c in qualified], budget, stop), strict=True):
                 c.flips += text != c.answer
 
 
 def pick(cands: list[Candidate], per_language: int) -> list[Candidate]:
-    """Per language, the qualified candidates with the fewest flips, then the highest quality."""
+    """Per language, the qualified candidates with the fewest flips, then the highest quality; one per document."""
     picked: list[Candidate] = []
     for c in sorted(cands, key=lambda c: (c.flips, -c.quality, c.case_id)):
+        if c.document and any(p.document == c.document for p in picked):
+            continue
         if c.quality > 0 and sum(p.language == c.language for p in picked) < per_language:
             picked.append(c)
     order = {lg: i for i, lg in enumerate(measure.LANGS)}
@@ -146,23 +158,24 @@ def write_cases(path: Path, cases_yaml: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-language", type=int, default=2)
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 124)))
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(SELECTION_SEEDS))
+    ap.add_argument("--depths", type=int, default=3, help="continuation cut depths per prompt (mid_sentence)")
     ap.add_argument("--write", action="store_true", help="rewrite the case lists of the two case files")
     args = ap.parse_args()
     configure_torch(1)
     loaded = load_model(default_model_path())
     s = measure.Subject(loaded.model, loaded.tokenizer)
     for name, cands, quality in (
-        ("continuation", continuation_candidates(), continuation_quality),
+        ("continuation", continuation_candidates(args.depths), continuation_quality),
         ("translation", translation_candidates(), translation_quality),
     ):
         path = SUITE / f"{name}.yaml"
         score(s, cands, path, args.seeds, quality)
         picked = pick(cands, args.per_language)
-        stable = sum(c.flips == 0 for c in cands)
+        stable = sum(c.flips == 0 and c.quality > 0 for c in cands)
         print(
             f"# {name}: {len(cands)} candidates, {sum(c.quality > 0 for c in cands)} qualify, "
-            f"{stable} never flip under the selection seeds; picked {len(picked)}"
+            f"{stable} of them never flip under the selection seeds; picked {len(picked)}"
         )
         text = "\n".join(case_yaml(c, len(args.seeds)) for c in picked)
         print(text)

@@ -194,6 +194,9 @@ def test_mid_sentence_cuts_inside_the_continuation() -> None:
     assert mid_sentence(row, "en") == ("It was late. The rain kept falling", "on the roof all night.")
     ja = {"prompt": "夜。", "continuation": "雨が一晩中屋根に降り続けた。そして朝になった。"}
     assert mid_sentence(ja, "ja") == ("夜。雨が一晩中屋根に降り続け", "た。そして朝になった。")  # 12 characters
+    long = {"prompt": "Intro.", "continuation": " ".join(f"w{i}" for i in range(30))}
+    assert mid_sentence(long, "en", depth=1)[0] == "Intro. " + " ".join(f"w{i}" for i in range(12))  # 8 words on
+    assert mid_sentence(ja, "ja", depth=1) == ("夜。" + ja["continuation"], "")  # shorter than the cut: nothing left
 
 
 def leaks_found(prompts: list[dict], training_text: str) -> bool:

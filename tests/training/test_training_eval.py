@@ -60,8 +60,11 @@ def test_case_picking_prefers_stable_then_better_candidates_per_language(tmp_pat
         Candidate("cont-en-4", "en", "p", flips=0, quality=120.0),
         Candidate("cont-ja-1", "ja", "p", flips=2, quality=90.0),  # the only ja one: kept despite its flips
         Candidate("cont-de-1", "de", "p", flips=0, quality=70.0),
+        Candidate("cont-de-2-cut1", "de", "p", flips=0, quality=90.0, document="prompt-de-2"),
+        Candidate("cont-de-2-cut2", "de", "p", flips=0, quality=95.0, document="prompt-de-2"),  # same document
     ]
-    assert [c.case_id for c in pick(cands, per_language=2)] == ["cont-en-4", "cont-en-2", "cont-de-1", "cont-ja-1"]
+    picked = ["cont-en-4", "cont-en-2", "cont-de-2-cut2", "cont-de-1", "cont-ja-1"]
+    assert [c.case_id for c in pick(cands, per_language=2)] == picked
     case_file = tmp_path / "cases.yaml"
     case_file.write_text("# header\ndefaults:\n  domain: x\ncases:\n  - id: old\n", encoding="utf-8")
     write_cases(case_file, "  - id: new")

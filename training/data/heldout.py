@@ -186,15 +186,18 @@ def code_task_rows(held: list[dict], families: list[str]) -> tuple[list[dict], l
     return rows, mc
 
 
-def mid_sentence(row: dict, lang: str) -> tuple[str, str]:
-    """(context, rest): a continuation prompt extended by the first words of its own continuation (12
-    characters in zh/ja), so the text stops mid-sentence, and what follows. Why: the shipped prompts end on
-    a full stop, and a model trained on one-line fortunes and verses often answers a complete sentence by
-    ending the document (or with an attribution), which says nothing about the language it writes in."""
+def mid_sentence(row: dict, lang: str, depth: int = 0) -> tuple[str, str]:
+    """(context, rest): a continuation prompt extended by the first words of its own continuation (4 words,
+    or 12 characters in zh/ja; `depth` d cuts 8 words / 24 characters further per step), so the text stops
+    mid-sentence, and what follows. Why: the shipped prompts end on a full stop, and a model trained on
+    one-line fortunes and verses often answers a complete sentence by ending the document (or with an
+    attribution), which says nothing about the language it writes in. Deeper cuts of the same document give
+    the case picker more candidates where a language has few."""
     cont = row["continuation"]
     if lang in ("zh", "ja"):
-        return row["prompt"] + cont[:12], cont[12:]
-    head = re.match(r"\s*(?:\S+\s+){0,3}\S+", cont)
+        n = 12 + 24 * depth
+        return row["prompt"] + cont[:n], cont[n:]
+    head = re.match(rf"\s*(?:\S+\s+){{0,{3 + 8 * depth}}}\S+", cont)
     end = head.end() if head else 0
     return row["prompt"] + " " + " ".join(cont[:end].split()), cont[end:].strip()
 
