@@ -3,7 +3,9 @@
     python -m training.export --run v2 --out evalsuite/default_model
 
 The folder is built next to the target and swapped in with renames, so evalsuite never sees half a
-model. `training_state.json` records what the model card reports (preset, step, tokens, wall time).
+model. `training_state.json` records what the model card reports (preset, step, tokens, wall time), and for
+a run continued from an exported model (`train --init-from`) the stages before it (`history`), so the card
+can state the tokens and wall time the weights saw in all.
 """
 
 from __future__ import annotations
@@ -19,6 +21,22 @@ import torch
 from training.checkpoint import load_state
 from training.model_config import MAX_SHIPPED_MB, model_config
 from training.train import RUNS, TOKENIZER
+
+
+def history(run_dir: Path, own: dict) -> list[dict]:
+    """The training stages behind these weights, oldest first: the starting export's, then this run's."""
+    cfg_path = run_dir / "config.json"
+    init_from = json.loads(cfg_path.read_text())["args"].get("init_from") if cfg_path.is_file() else None
+    earlier: list[dict] = []
+    if init_from and init_from != "None":
+        state_path = Path(init_from) / "training_state.json"
+        if not state_path.is_file():
+            raise SystemExit(
+                f"{run_dir} started from {init_from}, which has no training_state.json to take its history from"
+            )
+        before = json.loads(state_path.read_text())
+        earlier = before.get("history") or [{k: before[k] for k in ("run", "tokens_seen", "elapsed_s")}]
+    return [*earlier, {k: own[k] for k in ("run", "tokens_seen", "elapsed_s")}]
 
 
 def export(run_dir: Path, out_dir: Path, tokenizer_dir: Path = TOKENIZER) -> Path:
@@ -46,6 +64,7 @@ def export(run_dir: Path, out_dir: Path, tokenizer_dir: Path = TOKENIZER) -> Pat
         "tokens_seen": state["tokens"],
         "elapsed_s": round(state["elapsed"], 1),
     }
+    info["history"] = history(run_dir, info)
     (tmp / "training_state.json").write_text(json.dumps(info, indent=1))
     size_mb = sum(f.stat().st_size for f in tmp.iterdir()) / 1e6
     if size_mb > MAX_SHIPPED_MB:

@@ -105,18 +105,26 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
-def init_from_line(init_from: str | None) -> str:
-    """A continued run says what it started from and the tokens in all: its own count is only the increment."""
+def init_from_line(init_from: str | None, history: list[dict] | None = None) -> str:
+    """A continued run says what it started from and the tokens in all: its own count is only the increment.
+
+    `history`: the stages `training.export` recorded (oldest first); without it, the starting export's own
+    token count is all the card can add."""
     if not init_from or init_from == "None":
         return "- Trained from scratch."
+    line = f"- **Continued** from the exported weights in `{init_from}` (fresh optimizer, warm-up and schedule)"
+    if history and len(history) > 1:
+        stages = "; ".join(
+            f"`{h['run']}` {h['tokens_seen']:,} tokens in {h['elapsed_s'] / 3600:.2f} h" for h in history
+        )
+        tokens = sum(h["tokens_seen"] for h in history)
+        hours = sum(h["elapsed_s"] for h in history) / 3600
+        return f"{line}. Training stages, oldest first: {stages}: **{tokens:,} tokens in {hours:.2f} h in all**."
     state_path = Path(init_from) / "training_state.json"
-    before = json.loads(state_path.read_text())["tokens_seen"] if state_path.is_file() else None
-    total = (
-        ""
-        if before is None
-        else f"; the starting model had seen {before:,} tokens, so the weights have seen those plus the ones above"
-    )
-    return f"- **Continued** from the exported weights in `{init_from}` (fresh optimizer, warm-up and schedule){total}."
+    if not state_path.is_file():
+        return line + "."
+    before = json.loads(state_path.read_text())["tokens_seen"]
+    return f"{line}; the starting model had seen {before:,} tokens, so the weights have seen those plus the ones above."
 
 
 def weight_noise_clause(scale: str | None) -> str:
@@ -164,7 +172,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     w(
         f"- Command: `python -m training.train --run {ts.get('run', '?')} --preset {ts.get('preset', '?')} --tokens {args.get('tokens', '?')}` (resumable; see training/README.md)."
     )
-    w(init_from_line(args.get("init_from")))
+    w(init_from_line(args.get("init_from"), ts.get("history")))
     w(
         f"- AdamW (0.9, 0.95), weight decay 0.1, peak lr {args.get('lr', '?')}, {args.get('warmup', '?')} warm-up steps, cosine to {args.get('min_lr_frac', '?')} x peak over the token budget; gradient clip 1.0; loss = next-token CE + coefficient x router load-balancing loss{weight_noise_clause(args.get('weight_noise'))}."
     )

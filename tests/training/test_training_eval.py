@@ -83,6 +83,11 @@ def test_model_card_says_when_a_run_continued_from_other_weights(tmp_path: Path)
     line = init_from_line(str(tmp_path))
     assert "**Continued**" in line and str(tmp_path) in line and "30,003,200 tokens" in line
     assert "had seen" not in init_from_line(str(tmp_path / "missing"))  # still says it continued
+    stages = [
+        {"run": "a", "tokens_seen": 30_000_000, "elapsed_s": 7200.0},
+        {"run": "b", "tokens_seen": 8_000_000, "elapsed_s": 1800.0},
+    ]
+    assert "**38,000,000 tokens in 2.50 h in all**" in init_from_line(str(tmp_path), stages)
 
 
 def test_model_card_names_weight_noise_training() -> None:

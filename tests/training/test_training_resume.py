@@ -184,6 +184,10 @@ def test_a_new_run_can_start_from_an_export(corpus: Path, tmp_path: Path) -> Non
     train.main(argv)
     exported, started = _weights(tmp_path / "runs"), _weights(tmp_path / "other")
     assert all(torch.equal(exported[k].to(torch.bfloat16).float(), started[k]) for k in exported)
+    train.main(_argv(corpus, tmp_path / "other", "--stop-after-steps", "3", "--init-from", str(tmp_path / "model")))
+    export(tmp_path / "other" / "r", tmp_path / "continued", TOKENIZER)
+    stages = json.loads((tmp_path / "continued" / "training_state.json").read_text())["history"]
+    assert [(h["run"], h["tokens_seen"]) for h in stages] == [("r", 2 * 32), ("r", 3 * 32)]  # the card sums them
 
 
 def test_weight_noise_shapes_the_gradient_but_never_stays_in_the_weights(corpus: Path, tmp_path: Path) -> None:
