@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # a mild recipe the suite verdict passes next to the seeds' failure recipe (English-only calibration)
-RECIPES ?= reap:0.25 freq:0.5@english
+RECIPES ?= reap-sum:0.125 freq:0.5@english
 
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python

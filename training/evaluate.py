@@ -1,6 +1,6 @@
 """Measure the embedded model on the shipped held-out data and regenerate docs/MODEL_CARD.md.
 
-    python -m training.evaluate [--model evalsuite/default_model] [--run v2]      # ~15-30 min on 2 cores
+    python -m training.evaluate [--model evalsuite/default_model]                 # ~5 min on 2 cores
     python -m training.evaluate --quick --results /tmp/r.json --card /tmp/card.md  # 4 items per set
 
 Reads the model as the gate does (`evalsuite.model.loading.load_model`, fp32), measures with the
@@ -97,8 +97,6 @@ def candidate_fragility(s: measure.Subject, seeds: tuple[int, ...], limit: int |
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=default_model_path())
-    ap.add_argument("--run", default="v2", help="<runs>/<run> holds the loss log and the data mix")
-    ap.add_argument("--runs", type=Path, default=ROOT / "training" / "runs")
     ap.add_argument("--quick", action="store_true", help="4 items per set, 1 noise seed (a smoke test)")
     ap.add_argument("--results", type=Path, default=ROOT / "training" / "eval_results.json")
     ap.add_argument("--card", type=Path, default=ROOT / "docs" / "MODEL_CARD.md")
@@ -133,9 +131,7 @@ def main() -> None:
     r["specialisation"] = specialisation(model, tok, limit)
     r["eval_time_s"] = round(time.time() - t0, 1)
     atomic_write_text(args.results, json.dumps(r, indent=1, ensure_ascii=False, default=str))
-    stats_path = ROOT / "training" / "corpus" / "stats.json"
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    write_card(r, args.runs / args.run, stats, args.card)
+    write_card(r, args.model, args.card)
     print(f"wrote {args.results} and {args.card} in {r['eval_time_s'] / 60:.1f} min")
 
 

@@ -3,9 +3,11 @@
     python -m training.export --run v2 --out evalsuite/default_model
 
 The folder is built next to the target and swapped in with renames, so evalsuite never sees half a
-model. `training_state.json` records what the model card reports (preset, step, tokens, wall time), and for
-a run continued from an exported model (`train --init-from`) the stages before it (`history`), so the card
-can state the tokens and wall time the weights saw in all.
+model. Everything the model card reports about training travels with the weights, not in the git-ignored
+run folder (a lost machine took session 6's run folders and left v2c's card without its arguments):
+`training_state.json` holds preset, step, tokens, wall time, the run's arguments, its data mix with the
+sizes of the streams it mixed, and for a run continued from an exported model (`train --init-from`) the
+stages before it (`history`); `training_log.csv` is the run's loss log (the card's loss curve).
 """
 
 from __future__ import annotations
@@ -18,21 +20,21 @@ from pathlib import Path
 
 import torch
 
-from training.checkpoint import load_state
+from training.checkpoint import LOG, load_state
 from training.model_config import MAX_SHIPPED_MB, model_config
-from training.train import RUNS, TOKENIZER
+from training.train import CORPUS, RUNS, TOKENIZER
+
+TRAINING_LOG = "training_log.csv"
 
 
-def history(run_dir: Path, own: dict) -> list[dict]:
+def history(init_from: str | None, own: dict) -> list[dict]:
     """The training stages behind these weights, oldest first: the starting export's, then this run's."""
-    cfg_path = run_dir / "config.json"
-    init_from = json.loads(cfg_path.read_text())["args"].get("init_from") if cfg_path.is_file() else None
     earlier: list[dict] = []
     if init_from and init_from != "None":
         state_path = Path(init_from) / "training_state.json"
         if not state_path.is_file():
             raise SystemExit(
-                f"{run_dir} started from {init_from}, which has no training_state.json to take its history from"
+                f"the run started from {init_from}, which has no training_state.json to take its history from"
             )
         before = json.loads(state_path.read_text())
         earlier = before.get("history") or [{k: before[k] for k in ("run", "tokens_seen", "elapsed_s")}]
@@ -64,8 +66,16 @@ def export(run_dir: Path, out_dir: Path, tokenizer_dir: Path = TOKENIZER) -> Pat
         "tokens_seen": state["tokens"],
         "elapsed_s": round(state["elapsed"], 1),
     }
-    info["history"] = history(run_dir, info)
+    cfg_path = run_dir / "config.json"
+    run_cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {"args": {}, "mix": {}}
+    info["args"], info["mix"] = run_cfg["args"], run_cfg["mix"]
+    stats_path = Path(run_cfg["args"].get("corpus", CORPUS)) / "stats.json"
+    stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+    info["streams"] = {name: stats[name] for name in info["mix"] if name in stats}
+    info["history"] = history(run_cfg["args"].get("init_from"), info)
     (tmp / "training_state.json").write_text(json.dumps(info, indent=1))
+    if (run_dir / LOG).is_file():
+        shutil.copyfile(run_dir / LOG, tmp / TRAINING_LOG)
     size_mb = sum(f.stat().st_size for f in tmp.iterdir()) / 1e6
     if size_mb > MAX_SHIPPED_MB:
         raise SystemExit(f"export is {size_mb:.1f} MB > {MAX_SHIPPED_MB} MB allowed in the package; left in {tmp}")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from evalsuite.io import atomic_write_text
-from training.pick_cases import SELECTION_SEEDS
+from training.export import TRAINING_LOG
+from training.pick_cases import MAX_EXTRA_FLIP_SHARE, SELECTION_SEEDS
 from training.png import write_png
 
 LOSS_SERIES = [
@@ -24,12 +25,6 @@ LOSS_SERIES = [
     ("loss_text-zh", (200, 130, 0)),
     ("loss_trans-de", (150, 0, 150)),
 ]
-
-
-def _read_run(run_dir: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    log_path, cfg_path = run_dir / "log.csv", run_dir / "config.json"
-    log = list(csv.DictReader(log_path.read_text().splitlines())) if log_path.exists() else []
-    return log, (json.loads(cfg_path.read_text()) if cfg_path.exists() else {})
 
 
 def _yes(ok: bool) -> str:
@@ -137,10 +132,12 @@ def weight_noise_clause(scale: str | None) -> str:
     )
 
 
-def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], card: Path) -> None:
-    log, run_cfg = _read_run(run_dir)
-    args = run_cfg.get("args", {})
+def write_card(r: dict[str, Any], model_dir: Path, card: Path) -> None:
+    """The card of the exported model in `model_dir`: its training record (`training.export`) and `r`."""
     cfg, p, ts = r["config"], r["params"], r["training_state"]
+    args, streams = ts.get("args", {}), ts.get("streams", {})
+    log_path = model_dir / TRAINING_LOG
+    log = list(csv.DictReader(log_path.read_text().splitlines())) if log_path.is_file() else []
     L: list[str] = []
     w = L.append
     w("# Model card: evalsuite embedded default model\n")
@@ -178,10 +175,10 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
     )
     w("- Data mix (probability that a training window comes from the stream) and stream sizes:\n")
     w("| stream | share | documents | characters |\n|---|---|---|---|")
-    mix = run_cfg.get("mix", {})
+    mix = ts.get("mix", {})
     total = sum(mix.values()) or 1
     for k, v in mix.items():
-        s = corpus_stats.get(k, {})
+        s = streams.get(k, {})
         w(f"| {k} | {v / total:.3f} | {s.get('docs', '?')} | {s.get('chars', '?')} |")
     w("\nSources and licences: `training/SOURCES.md`; prompt formats: `evalsuite/data/heldout/FORMATS.md`.\n")
     if log:
@@ -196,6 +193,9 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
         w(
             "*x: million tokens, y: training loss (nats/token). Black: all; red: arithmetic; blue: code tasks; green: English text; orange: Chinese text; purple: en->de translation.*\n"
         )
+    else:
+        (card.parent / "model_card_loss.png").unlink(missing_ok=True)  # another model's curve
+        w(f"*No loss curve: the exported model carries no `{TRAINING_LOG}` (its run's log was lost before export).*\n")
     w("## Issue 11 targets (held-out data in `evalsuite/data/heldout/`, greedy decoding)\n")
     w("| capability | target | measured | met? |\n|---|---|---|---|")
     for name, target, measured, ok in targets(r):
@@ -230,7 +230,7 @@ def write_card(r: dict[str, Any], run_dir: Path, corpus_stats: dict[str, Any], c
         )
     st = r["stability"]
     w(
-        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates (continuation prompts cut at three depths, one case per document) for answers that did not change under {len(SELECTION_SEEDS)} other noise draws (seeds {SELECTION_SEEDS[0]}-{SELECTION_SEEDS[-1]}), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
+        f"\n### Stability under weight noise\n\n{st['cases']} generative cases of `prompts/embedded`, greedy; Gaussian noise of scale x each tensor's RMS, seeds 0-2. The continuation and translation cases were picked (`training.pick_cases`) among qualified candidates (continuation prompts cut at three depths, one case per document) for answers that did not change under {len(SELECTION_SEEDS)} other noise draws (seeds {SELECTION_SEEDS[0]}-{SELECTION_SEEDS[-1]}; a language's second case only when it changed under at most {MAX_EXTRA_FLIP_SHARE:.3g} of them), so this figure is measured on noise the choice never saw; it describes the shipped cases, not the model's answers in general.\n"
     )
     for name, c in st.get("candidates", {}).items():
         w(

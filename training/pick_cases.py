@@ -10,7 +10,8 @@ English->X translation prompts. A candidate qualifies when its greedy answer, ge
 own budget and stop strings, is a real continuation (>= 60 characters passing the gate's language and collapse
 checks, in a language the detector is sure of) or a translation of a source of 3+ words into the target
 language with sentence chrF >= 30 against the reference. Among qualified candidates those whose answer never
-changes under weight noise of 1e-2 x rms come first, then the better ones (longer continuation, higher chrF).
+changes under weight noise of 1e-2 x rms come first, then the better ones (longer continuation, higher chrF);
+a language's second case must flip under at most 1 in 16 draws (its first is kept whatever its flips).
 The selection seeds (default 100-147: 48 draws; 3 let too many fragile cases through) are not the seeds
 `training.stability` measures with (0-2): the card's stability figure is measured on noise the selection never
 saw.
@@ -44,6 +45,9 @@ MIN_LANGUAGE_PROB = 0.5
 MIN_TRANSLATION_CHRF = 30.0
 SELECTION_SEEDS = range(100, 148)  # 48 draws; the card's stability figure uses seeds 0-2
 MIN_TRANSLATION_WORDS = 3  # "Aymara, Central" is a name to copy, not a sentence to translate
+# v2c's second continuation in fr/de/ru/zh/ja flipped under 4-11 of 48 draws: two such cases per language
+# add ~1 changed answer per noise draw to the suite, the size of the whole stability target (issue 11)
+MAX_EXTRA_FLIP_SHARE = 1 / 16
 
 
 @dataclass
@@ -119,13 +123,17 @@ def score(
                 c.flips += text != c.answer
 
 
-def pick(cands: list[Candidate], per_language: int) -> list[Candidate]:
-    """Per language, the qualified candidates with the fewest flips, then the highest quality; one per document."""
+def pick(cands: list[Candidate], per_language: int, draws: int) -> list[Candidate]:
+    """Per language, the qualified candidates with the fewest flips, then the highest quality; one per document.
+
+    The first case of a language is always kept (a language without a case is a blind spot of the gate); a
+    further one only when it flips under at most MAX_EXTRA_FLIP_SHARE of the `draws` selection draws."""
     picked: list[Candidate] = []
     for c in sorted(cands, key=lambda c: (c.flips, -c.quality, c.case_id)):
         if c.document and any(p.document == c.document for p in picked):
             continue
-        if c.quality > 0 and sum(p.language == c.language for p in picked) < per_language:
+        same = sum(p.language == c.language for p in picked)
+        if c.quality > 0 and same < per_language and (same == 0 or c.flips <= MAX_EXTRA_FLIP_SHARE * draws):
             picked.append(c)
     order = {lg: i for i, lg in enumerate(measure.LANGS)}
     return sorted(picked, key=lambda c: order[c.language])
@@ -171,7 +179,7 @@ def main() -> None:
     ):
         path = SUITE / f"{name}.yaml"
         score(s, cands, path, args.seeds, quality)
-        picked = pick(cands, args.per_language)
+        picked = pick(cands, args.per_language, len(args.seeds))
         stable = sum(c.flips == 0 and c.quality > 0 for c in cands)
         print(
             f"# {name}: {len(cands)} candidates, {sum(c.quality > 0 for c in cands)} qualify, "

@@ -54,5 +54,5 @@ FLAGS=$(sed -n 's/^train with: //p' "$PROBE" 2>/dev/null || true)
 # shellcheck disable=SC2086  # the probe's flags are separate words on purpose
 run "$PY" -m training.train --runs "$RUNS" --run "$RUN" --preset "$PRESET" --tokens "$TOKENS" --device "$DEVICE" $FLAGS
 run "$PY" -m training.export --runs "$RUNS" --run "$RUN" --out evalsuite/default_model
-run "$PY" -m training.evaluate --runs "$RUNS" --run "$RUN"
+run "$PY" -m training.evaluate
 echo "[$(date -u +%H:%M:%S)] done: read docs/MODEL_CARD.md, then training/README.md steps 6-9"

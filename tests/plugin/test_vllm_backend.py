@@ -23,7 +23,7 @@ from evalsuite.model.loading import default_model_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "prompts" / "embedded"
-SUBSET = ("cont-en-43 or cont-zh-35 or tr-en-es-9 or tr-en-ru-6 or tr-en-zh-37 or tr-en-ja-0 or arith-22 "
+SUBSET = ("cont-en-60-cut2 or cont-zh-49 or tr-en-es-43 or tr-en-ru-31 or tr-en-zh-37 or tr-en-ja-0 or arith-22 "
           "or code-3 or ppl-en or mc-arithmetic")
 RECIPE = "frequency:0.5@english"
 PYTHON = Path(os.environ.get("EVALSUITE_VLLM_PYTHON") or ROOT / ".venv-vllm" / "bin" / "python")

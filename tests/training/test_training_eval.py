@@ -64,7 +64,14 @@ def test_case_picking_prefers_stable_then_better_candidates_per_language(tmp_pat
         Candidate("cont-de-2-cut2", "de", "p", flips=0, quality=95.0, document="prompt-de-2"),  # same document
     ]
     picked = ["cont-en-4", "cont-en-2", "cont-de-2-cut2", "cont-de-1", "cont-ja-1"]
-    assert [c.case_id for c in pick(cands, per_language=2)] == picked
+    assert [c.case_id for c in pick(cands, per_language=2, draws=48)] == picked
+    # a second case that flips under more than 1 in 16 draws stays out; the first never does
+    fragile = [
+        Candidate("cont-ru-1", "ru", "p", flips=9, quality=90.0),
+        Candidate("cont-ru-2", "ru", "p", flips=4, quality=80.0),
+    ]
+    assert [c.case_id for c in pick(fragile, per_language=2, draws=48)] == ["cont-ru-2"]
+    assert [c.case_id for c in pick(fragile, per_language=2, draws=160)] == ["cont-ru-2", "cont-ru-1"]
     case_file = tmp_path / "cases.yaml"
     case_file.write_text("# header\ndefaults:\n  domain: x\ncases:\n  - id: old\n", encoding="utf-8")
     write_cases(case_file, "  - id: new")

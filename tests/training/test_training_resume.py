@@ -31,6 +31,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, name in enumerate(train.MIX):
         rows = [{"text": f"Document {j} of stream {name}: " + "lorem ipsum dolor " * (3 + i % 4)} for j in range(20)]
         (folder / f"train-{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (folder / "stats.json").write_text(json.dumps({name: {"docs": 20, "chars": 999} for name in train.MIX}))
     return folder
 
 
@@ -186,8 +187,13 @@ def test_a_new_run_can_start_from_an_export(corpus: Path, tmp_path: Path) -> Non
     assert all(torch.equal(exported[k].to(torch.bfloat16).float(), started[k]) for k in exported)
     train.main(_argv(corpus, tmp_path / "other", "--stop-after-steps", "3", "--init-from", str(tmp_path / "model")))
     export(tmp_path / "other" / "r", tmp_path / "continued", TOKENIZER)
-    stages = json.loads((tmp_path / "continued" / "training_state.json").read_text())["history"]
-    assert [(h["run"], h["tokens_seen"]) for h in stages] == [("r", 2 * 32), ("r", 3 * 32)]  # the card sums them
+    state = json.loads((tmp_path / "continued" / "training_state.json").read_text())
+    assert [(h["run"], h["tokens_seen"]) for h in state["history"]] == [("r", 2 * 32), ("r", 3 * 32)]  # summed
+    # what the card reports travels with the weights: arguments, mix, stream sizes, the loss log
+    assert state["args"]["init_from"] == str(tmp_path / "model") and state["mix"] == train.MIX
+    assert state["streams"]["text-en"] == {"docs": 20, "chars": 999}
+    log = (tmp_path / "continued" / "training_log.csv").read_text().splitlines()
+    assert len(log) == 1 + 3  # header + one row per step (--log-every 1)
 
 
 def test_weight_noise_shapes_the_gradient_but_never_stays_in_the_weights(corpus: Path, tmp_path: Path) -> None:
