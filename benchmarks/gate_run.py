@@ -9,6 +9,7 @@ identical tokens.
     python benchmarks/gate_run.py                       # embedded model, prompts/embedded
     python benchmarks/gate_run.py --recipe frequency:0.5@english --batch-size 16
     python benchmarks/gate_run.py --skip-gate            # only the batching comparison
+    python benchmarks/gate_run.py --skip-gate --threads 1 2   # + `make gate`'s command per torch thread count
 
 Printed ratios, never a timed unit test (the machine's load varies too much for asserts on time).
 """
@@ -105,6 +106,23 @@ def batching(model_path: str | None, suite: Path, batch_size: int, repeat: int) 
     }
 
 
+def threads_comparison(recipes: list[str], threads: list[int]) -> dict:
+    """Wall time of `make gate`'s command (a fresh process: imports and start-up count) per torch thread count."""
+    import subprocess
+
+    cli = str(Path(sys.executable).with_name("evalsuite"))
+    recipe_args = [a for r in recipes for a in ("--recipe", r)]
+    runs = []
+    for n in threads:  # repeat a count to see the spread (e.g. --threads 1 2 1 2)
+        start = time.perf_counter()
+        subprocess.run([cli, "gate", *recipe_args, "--threads", str(n)], cwd=ROOT, capture_output=True, check=False)
+        runs.append({"threads": n, "wall_s": round(time.perf_counter() - start, 2)})
+    best = {n: min(r["wall_s"] for r in runs if r["threads"] == n) for n in dict.fromkeys(threads)}
+    first = best[threads[0]]
+    return {"recipes": recipes, "runs": runs, "best_wall_s": best,
+            f"best_ratio_vs_{threads[0]}_threads": {n: round(w / first, 3) for n, w in best.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="base checkpoint (default: the embedded model)")
@@ -114,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=1, help="batching comparison: best of N runs")
     parser.add_argument("--skip-gate", action="store_true", help="only the batching comparison")
+    parser.add_argument("--threads", type=int, nargs="+", help="also time make gate's command with these thread counts")
+    parser.add_argument("--gate-recipes", nargs="+", default=["reap-sum:0.125", "freq:0.5@english"],
+                        help="recipes of the --threads comparison (default: the Makefile's RECIPES)")
     args = parser.parse_args(argv)
 
     suite = (ROOT / args.suite) if not Path(args.suite).is_absolute() else Path(args.suite)
@@ -125,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(gate_run(str(suite), [*base, f"--evalsuite-recipe={recipe}"]))
         results["gate_runs"] = runs
     results["batching"] = batching(args.model, suite, args.batch_size, args.repeat)
+    if args.threads:
+        results["threads"] = threads_comparison(args.gate_recipes, args.threads)
     print(json.dumps(results, indent=2))
     return 0
 
