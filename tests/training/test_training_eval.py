@@ -114,3 +114,33 @@ def test_continuation_judged_consistent_only_when_the_gate_check_passes() -> Non
     assert continuation_verdict(looped, "zh") == "mixed"
     assert continuation_verdict("The quick brown fox jumps over the lazy dog again and again.", "zh") == "en"
     assert continuation_verdict("", "zh") == "short"
+
+
+def test_model_card_reads_the_training_record_from_the_exported_model(tmp_path: Path) -> None:
+    import json
+
+    from training.model_card import write_card
+
+    results = json.loads((Path(__file__).resolve().parents[2] / "training" / "eval_results.json").read_text())
+    results["training_state"] = {
+        "run": "r",
+        "preset": "v2",
+        "step": 2,
+        "tokens_seen": 8192,
+        "elapsed_s": 2.0,
+        "args": {"batch": "32", "ctx": "128", "lr": "0.0005", "threads": "2"},
+        "mix": {"text-en": 0.5, "arith": 0.5},
+        "streams": {"text-en": {"docs": 7, "chars": 1234}},
+    }
+    model, card = tmp_path / "model", tmp_path / "docs" / "MODEL_CARD.md"
+    model.mkdir()
+    card.parent.mkdir()
+    (card.parent / "model_card_loss.png").write_bytes(b"another model's curve")
+    write_card(results, model, card)
+    text = card.read_text()
+    assert "32 x 128 tokens" in text and "peak lr 0.0005" in text and "| text-en | 0.500 | 7 | 1234 |" in text
+    assert "No loss curve" in text and not (card.parent / "model_card_loss.png").exists()  # no stale curve
+    (model / "training_log.csv").write_text("step,tokens,loss\n1,4096,9.0\n2,8192,8.5\n")
+    write_card(results, model, card)
+    assert "![loss curve](model_card_loss.png)" in card.read_text()
+    assert (card.parent / "model_card_loss.png").read_bytes().startswith(b"\x89PNG")
