@@ -25,6 +25,7 @@ from training.model_config import MAX_SHIPPED_MB, model_config
 from training.train import CORPUS, RUNS, TOKENIZER
 
 TRAINING_LOG = "training_log.csv"
+STAGE = ("run", "tokens_seen", "elapsed_s")  # one training stage of `history`
 
 
 def history(init_from: str | None, own: dict) -> list[dict]:
@@ -37,8 +38,8 @@ def history(init_from: str | None, own: dict) -> list[dict]:
                 f"the run started from {init_from}, which has no training_state.json to take its history from"
             )
         before = json.loads(state_path.read_text())
-        earlier = before.get("history") or [{k: before[k] for k in ("run", "tokens_seen", "elapsed_s")}]
-    return [*earlier, {k: own[k] for k in ("run", "tokens_seen", "elapsed_s")}]
+        earlier = before.get("history") or [{k: before[k] for k in STAGE}]
+    return [*earlier, {k: own[k] for k in STAGE}]
 
 
 def export(run_dir: Path, out_dir: Path, tokenizer_dir: Path = TOKENIZER) -> Path:
